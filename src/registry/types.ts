@@ -1,0 +1,55 @@
+// The registry's contract: immutable, content-addressed function versions.
+import type { RuntimeName, SandboxTier } from '../sandbox/types.js';
+
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+export type HttpMethod = (typeof HTTP_METHODS)[number];
+
+/** A validated lamina.json with every default filled in. */
+export interface Manifest {
+  name: string;
+  runtime: RuntimeName;
+  /** Source entry file, relative to the function directory. */
+  entry: string;
+  handler: string;
+  memoryMb: number;
+  timeoutMs: number;
+  concurrency: number;
+  instanceConcurrency: number;
+  sandbox: 'auto' | SandboxTier;
+  env: Record<string, string>;
+  network: boolean;
+  http: { methods: HttpMethod[] };
+}
+
+/** One deployed, immutable version of a function. */
+export interface FunctionVersion {
+  name: string;
+  /** 1, 2, 3... per function; never reused, even after delete and redeploy. */
+  version: number;
+  /** sha256 (hex) of the stored code; equal code shares one directory on disk. */
+  codeHash: string;
+  manifest: Manifest;
+  /** Absolute host directory holding the runnable code (read-only). */
+  codeDir: string;
+  /** File inside codeDir that the runtime loads (e.g. the compiled `index.mjs`). */
+  codeEntry: string;
+  /** Total bytes of the stored code. */
+  sizeBytes: number;
+  createdAt: string;
+}
+
+export interface FunctionSummary {
+  name: string;
+  version: number;
+  runtime: RuntimeName;
+  memoryMb: number;
+  sandbox: Manifest['sandbox'];
+  codeHash: string;
+  updatedAt: string;
+}
+
+/** Events the worker listens to, so instances follow deploys and deletes. */
+export interface RegistryEvents {
+  deployed: (fn: FunctionVersion) => void;
+  removed: (name: string) => void;
+}

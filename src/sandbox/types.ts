@@ -1,0 +1,106 @@
+// The sandbox layer's contract. A backend (process, container, isolate) starts
+// generic sandboxes; the worker specializes one with a function version (`load`),
+// sends it calls (`invoke`) and destroys it. Nothing above this layer knows how
+// isolation is done.
+
+export type SandboxTier = 'container' | 'process' | 'isolate';
+export type RuntimeName = 'node' | 'python';
+
+/** What must be fixed when a generic sandbox is started (pool key ingredients). */
+export interface SandboxShape {
+  runtime: RuntimeName;
+  memoryMb: number;
+  network: boolean;
+}
+
+/** One function version, as the sandbox needs it to specialize. */
+export interface LoadSpec {
+  functionName: string;
+  functionVersion: number;
+  /** Host directory holding the version's code files (read-only to everyone). */
+  codeDir: string;
+  /** Entry file, relative to codeDir. */
+  entry: string;
+  handler: string;
+  env: Record<string, string>;
+  memoryMb: number;
+  timeoutMs: number;
+  network: boolean;
+}
+
+export interface InvokeRequest {
+  requestId: string;
+  /** Parsed JSON event. */
+  event: unknown;
+  /** Epoch ms at which the call is cut off. */
+  deadlineMs: number;
+  coldStart: boolean;
+}
+
+/** Error types a call can end with; they map 1:1 onto the HTTP error model. */
+export type InvokeErrorType = 'HandlerError' | 'Timeout' | 'SandboxCrashed' | 'MemoryLimitExceeded';
+
+export interface InvokeError {
+  type: InvokeErrorType;
+  message: string;
+  stack?: string;
+}
+
+export interface InvokeOutcome {
+  ok: boolean;
+  /** The handler's return value (ok only); undefined is sent as null. */
+  value?: unknown;
+  error?: InvokeError;
+  /** Wall time of the call as the worker bounds it, in ms (fractional). */
+  durationMs: number;
+  /** Captured stdout/stderr of this call (already capped). */
+  logs: string;
+  /** Peak memory of the sandbox so far, in bytes (0 when unknown). */
+  maxMemoryBytes: number;
+}
+
+export interface SandboxStats {
+  /** Current resident memory in bytes. */
+  memoryBytes: number;
+  /** Peak resident memory in bytes over the sandbox's life. */
+  maxMemoryBytes: number;
+  /** CPU time consumed so far, in ms, where the tier can tell (else undefined). */
+  cpuMs?: number;
+}
+
+export interface Sandbox {
+  readonly id: string;
+  readonly tier: SandboxTier;
+  readonly shape: SandboxShape;
+  /** False once the sandbox died or was destroyed; the worker must then drop it. */
+  readonly alive: boolean;
+  /** Specializes a generic sandbox with one function version. Called once. Rejects with an Error whose message says why. */
+  load(spec: LoadSpec): Promise<void>;
+  /**
+   * Runs one call. Never rejects: failures come back as outcome.error. After a
+   * Timeout, SandboxCrashed or MemoryLimitExceeded outcome the sandbox is dead.
+   * Calls may overlap up to the function's instanceConcurrency.
+   */
+  invoke(req: InvokeRequest): Promise<InvokeOutcome>;
+  /** Freezes an idle sandbox (no CPU while paused); optional per tier. */
+  pause?(): Promise<void>;
+  resume?(): Promise<void>;
+  stats(): Promise<SandboxStats>;
+  /** Kills the sandbox and frees everything it holds. Idempotent. */
+  destroy(): Promise<void>;
+  /** Called once when the sandbox dies on its own (not by destroy). */
+  onDeath(listener: (reason: string) => void): void;
+}
+
+/** A backend starts fresh, generic sandboxes of one tier. */
+export interface SandboxBackend {
+  readonly tier: SandboxTier;
+  /** Whether this backend can run on this machine, and why not. */
+  probe(): Promise<{ ok: boolean; reason: string }>;
+  /** Which runtimes this tier can host. */
+  supports(runtime: RuntimeName): boolean;
+  /** Starts a generic sandbox, ready to `load`. */
+  create(shape: SandboxShape): Promise<Sandbox>;
+  /** Frees backend-wide resources (run dirs, cgroup parents). */
+  close(): Promise<void>;
+}
