@@ -1,0 +1,33 @@
+// The `lamina` command. Every command has --help; errors print one line and exit 1.
+import { Command, CommanderError, Option } from 'commander';
+import { registerClientCommands } from './commands/client-commands.js';
+import { registerInit } from './commands/init.js';
+import { registerUp } from './commands/up.js';
+import { CliError } from './client.js';
+
+const program = new Command('lamina')
+  .description('Lamina: run functions in isolated sandboxes, warm, scaled out and metered.')
+  .version('0.1.0')
+  .addOption(new Option('--url <url>', 'server URL (default: LAMINA_URL or http://127.0.0.1:5000)'))
+  .addOption(new Option('--token <token>', 'admin token (default: LAMINA_TOKEN or the token file of the data dir)'))
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+registerUp(program);
+registerClientCommands(program);
+registerInit(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // Commander has already printed its message (or the help/version text).
+    process.exitCode = err.exitCode;
+  } else if (err instanceof CliError) {
+    console.error(`lamina: ${err.message}`);
+    process.exitCode = 1;
+  } else {
+    console.error(`lamina: ${(err as Error).message ?? String(err)}`);
+    process.exitCode = 1;
+  }
+}

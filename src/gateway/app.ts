@@ -1,0 +1,76 @@
+// The HTTP front of one node: invoke routes, the admin API, health and metrics.
+// Every error leaves as the contract's JSON shape with its status code.
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { LaminaError, isLaminaError } from '../errors.js';
+import type { InvocationStore } from '../metering/store.js';
+import type { Registry } from '../registry/registry.js';
+import type { Manifest } from '../registry/types.js';
+import type { Worker } from '../worker/worker.js';
+import { registerAdminRoutes } from './admin-routes.js';
+import { registerInvokeRoutes } from './invoke-routes.js';
+import type { Metrics } from './metrics.js';
+
+export interface GatewayDeps {
+  registry: Registry;
+  worker: Worker;
+  invocations: InvocationStore;
+  metrics: Metrics;
+  token: string;
+  payloadLimitBytes: number;
+  deployLimitBytes: number;
+  /** Why this node cannot run a manifest, or undefined. */
+  checkManifest: (m: Manifest) => string | undefined;
+  health: () => Record<string, unknown>;
+  log: { error: (obj: unknown, msg?: string) => void };
+}
+
+export function errorBody(err: LaminaError, requestId?: string): string {
+  return JSON.stringify({ error: { type: err.type, message: err.message, ...(requestId ? { requestId } : {}), ...err.extra } });
+}
+
+export function sendError(reply: FastifyReply, err: LaminaError, requestId?: string): FastifyReply {
+  if (requestId) reply.header('x-lamina-request-id', requestId);
+  return reply.code(err.status).type('application/json; charset=utf-8').send(errorBody(err, requestId));
+}
+
+/** Maps fastify's own errors (body limits, parse failures) onto the error model. */
+function toLaminaError(err: unknown, limit: number): LaminaError {
+  if (isLaminaError(err)) return err;
+  const e = err as { code?: string; statusCode?: number; message?: string };
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || e.statusCode === 413) return new LaminaError('PayloadTooLarge', `the request body exceeds the limit of ${limit} bytes`);
+  if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return new LaminaError('BadRequest', e.message ?? 'bad request');
+  return new LaminaError('InternalError', e.message ?? 'internal error');
+}
+
+export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: deps.payloadLimitBytes,
+    // Requests may carry any body; we read it raw and parse JSON ourselves.
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req: FastifyRequest, body: Buffer, done: (err: Error | null, body?: Buffer) => void) => done(null, body));
+
+  app.setErrorHandler((err, req, reply) => {
+    const le = toLaminaError(err, req.url.startsWith('/api/') ? deps.deployLimitBytes : deps.payloadLimitBytes);
+    if (le.type === 'InternalError') deps.log.error({ err }, 'request failed');
+    const requestId = (req as FastifyRequest & { laminaRequestId?: string }).laminaRequestId;
+    if (le.type === 'PayloadTooLarge') {
+      const m = /^\/run\/([^/?]+)/.exec(req.url);
+      if (m) deps.metrics.rejected(decodeURIComponent(m[1]!), 'PayloadTooLarge');
+    }
+    return sendError(reply, le, requestId);
+  });
+  app.setNotFoundHandler((req, reply) => sendError(reply, new LaminaError('NotFound', `no route for ${req.method} ${req.url.split('?')[0]}`)));
+
+  app.get('/healthz', async (_req, reply) => reply.send({ status: 'ok', ...deps.health() }));
+  app.get('/metrics', async (_req, reply) => reply.type(deps.metrics.contentType).send(await deps.metrics.text()));
+
+  registerInvokeRoutes(app, deps);
+  await app.register(async (admin) => registerAdminRoutes(admin, deps), { prefix: '/api/v1' });
+  return app;
+}

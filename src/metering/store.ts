@@ -1,0 +1,175 @@
+// Persists invocation records and answers the admin API's questions about
+// them. Records are buffered and written in batches (one transaction each), so
+// metering costs the hot path an array push, not a disk write.
+import type { Db } from '../store/db.js';
+import type { InvocationsTable } from '../store/schema.js';
+import { cost, type Prices } from './billing.js';
+import type { InvocationRecord, MeterSink } from './types.js';
+
+const FLUSH_EVERY_MS = 200;
+const FLUSH_AT = 500;
+
+export interface BillingLine {
+  function: string;
+  invocations: number;
+  errors: number;
+  coldStarts: number;
+  billedMs: number;
+  gbSeconds: number;
+  cost: { compute: number; requests: number; total: number };
+}
+
+export interface BillingReport {
+  since: string | null;
+  until: string | null;
+  granularityMs: number;
+  prices: Prices;
+  functions: BillingLine[];
+  total: Omit<BillingLine, 'function'>;
+}
+
+function toRow(r: InvocationRecord): InvocationsTable {
+  return {
+    request_id: r.requestId,
+    function: r.function,
+    version: r.version,
+    worker: r.worker,
+    instance: r.instance,
+    started_at: r.startedAt,
+    duration_ms: r.durationMs,
+    billed_ms: r.billedMs,
+    memory_mb: r.memoryMb,
+    max_memory_mb: r.maxMemoryMb,
+    gb_seconds: r.gbSeconds,
+    cold: r.cold ? 1 : 0,
+    init_ms: r.initMs,
+    status: r.status,
+    status_code: r.statusCode,
+    logs: r.logs,
+  };
+}
+
+function fromRow(row: InvocationsTable): InvocationRecord {
+  return {
+    requestId: row.request_id,
+    function: row.function,
+    version: Number(row.version),
+    worker: row.worker,
+    instance: row.instance,
+    startedAt: row.started_at,
+    durationMs: Number(row.duration_ms),
+    billedMs: Number(row.billed_ms),
+    memoryMb: Number(row.memory_mb),
+    maxMemoryMb: Number(row.max_memory_mb),
+    gbSeconds: Number(row.gb_seconds),
+    cold: Boolean(Number(row.cold)),
+    initMs: row.init_ms === null ? null : Number(row.init_ms),
+    status: row.status as InvocationRecord['status'],
+    statusCode: Number(row.status_code),
+    logs: row.logs,
+  };
+}
+
+export class InvocationStore implements MeterSink {
+  private buffer: InvocationRecord[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly db: Db,
+    private readonly prices: Prices,
+    private readonly granularityMs: number,
+    private readonly log: (msg: string) => void = () => undefined,
+  ) {}
+
+  record(r: InvocationRecord): void {
+    this.buffer.push(r);
+    if (this.buffer.length >= FLUSH_AT) void this.flush();
+    else if (!this.timer) {
+      this.timer = setTimeout(() => void this.flush(), FLUSH_EVERY_MS);
+      this.timer.unref();
+    }
+  }
+
+  /** Writes every buffered record; resolves when they are on disk. */
+  flush(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const batch = this.buffer.splice(0);
+    const run = async () => {
+      if (batch.length === 0) return;
+      try {
+        await this.db.kysely.transaction().execute(async (tx) => {
+          // SQLite caps bound parameters per statement; 16 columns x 50 rows stays well under it.
+          for (let i = 0; i < batch.length; i += 50) {
+            await tx.insertInto('invocations').values(batch.slice(i, i + 50).map(toRow)).onConflict((oc) => oc.column('request_id').doNothing()).execute();
+          }
+        });
+      } catch (err) {
+        this.log(`metering: could not write ${batch.length} records: ${(err as Error).message}`);
+      }
+    };
+    this.flushing = this.flushing.then(run);
+    return this.flushing;
+  }
+
+  async list(opts: { function?: string; limit: number; status?: string }): Promise<Omit<InvocationRecord, 'logs'>[]> {
+    await this.flush();
+    let q = this.db.kysely.selectFrom('invocations').selectAll();
+    if (opts.function) q = q.where('function', '=', opts.function);
+    if (opts.status) q = q.where('status', '=', opts.status);
+    const rows = await q.orderBy('started_at', 'desc').orderBy('request_id').limit(opts.limit).execute();
+    return rows.map((row) => {
+      const { logs: _logs, ...rest } = fromRow(row);
+      return rest;
+    });
+  }
+
+  /** Records with their logs, newest first (for `lamina logs`). */
+  async listWithLogs(opts: { function: string; limit: number }): Promise<InvocationRecord[]> {
+    await this.flush();
+    const rows = await this.db.kysely.selectFrom('invocations').selectAll().where('function', '=', opts.function).orderBy('started_at', 'desc').limit(opts.limit).execute();
+    return rows.map(fromRow);
+  }
+
+  async get(requestId: string): Promise<InvocationRecord | undefined> {
+    await this.flush();
+    const row = await this.db.kysely.selectFrom('invocations').selectAll().where('request_id', '=', requestId).executeTakeFirst();
+    return row ? fromRow(row) : undefined;
+  }
+
+  async billing(since: string | null, until: string | null): Promise<BillingReport> {
+    await this.flush();
+    let q = this.db.kysely
+      .selectFrom('invocations')
+      .select((eb) => [
+        'function',
+        eb.fn.countAll<number>().as('invocations'),
+        eb.fn.sum<number>(eb.case().when('status', '!=', 'Success').then(1).else(0).end()).as('errors'),
+        eb.fn.sum<number>('cold').as('coldStarts'),
+        eb.fn.sum<number>('billed_ms').as('billedMs'),
+        eb.fn.sum<number>('gb_seconds').as('gbSeconds'),
+      ])
+      .groupBy('function')
+      .orderBy('function');
+    if (since) q = q.where('started_at', '>=', since);
+    if (until) q = q.where('started_at', '<', until);
+    const rows = await q.execute();
+    const functions: BillingLine[] = rows.map((r) => {
+      const invocations = Number(r.invocations);
+      const gbs = Number(r.gbSeconds ?? 0);
+      return {
+        function: r.function,
+        invocations,
+        errors: Number(r.errors ?? 0),
+        coldStarts: Number(r.coldStarts ?? 0),
+        billedMs: Number(r.billedMs ?? 0),
+        gbSeconds: gbs,
+        cost: cost(this.prices, invocations, gbs),
+      };
+    });
+    const sum = (k: 'invocations' | 'errors' | 'coldStarts' | 'billedMs' | 'gbSeconds') => functions.reduce((n, f) => n + f[k], 0);
+    const total = { invocations: sum('invocations'), errors: sum('errors'), coldStarts: sum('coldStarts'), billedMs: sum('billedMs'), gbSeconds: sum('gbSeconds') };
+    return { since, until, granularityMs: this.granularityMs, prices: this.prices, functions, total: { ...total, cost: cost(this.prices, total.invocations, total.gbSeconds) } };
+  }
+}

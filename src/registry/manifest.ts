@@ -1,0 +1,200 @@
+// lamina.json: validation and defaults. zod checks the shape; the messages are
+// ours, because the contract wants every rejection to name the field.
+import path from 'node:path';
+import { z } from 'zod';
+import { LaminaError } from '../errors.js';
+import { HTTP_METHODS, type HttpMethod, type Manifest } from './types.js';
+
+const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const NAME_RULE = '1 to 63 characters of a-z, 0-9, "-" and "_", starting with a letter or digit';
+const IDENT_RE = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const ENV_MAX_BYTES = 4096;
+const RESERVED_ENV_PREFIX = 'LAMINA_';
+
+export const NODE_DEFAULT_ENTRIES = ['index.ts', 'index.mts', 'index.js', 'index.mjs'] as const;
+export const PYTHON_DEFAULT_ENTRIES = ['f.py', 'main.py', 'handler.py'] as const;
+const NODE_EXTENSIONS = ['.ts', '.mts', '.cts', '.js', '.mjs', '.cjs'];
+
+const METHOD_SET = new Set<string>(HTTP_METHODS);
+const methodSchema = z.string().refine((m) => METHOD_SET.has(m.toUpperCase()));
+
+/** Each field's schema and the phrase that completes `"field" must be ...`. */
+const FIELDS = {
+  name: [z.string().regex(NAME_RE), `a string of ${NAME_RULE}`],
+  runtime: [z.enum(['node', 'python']), 'one of "node", "python"'],
+  entry: [z.string().min(1), 'a non-empty string (a file path inside the function directory)'],
+  handler: [z.string().regex(IDENT_RE), 'an identifier such as "handler"'],
+  memoryMb: [z.number().int().min(64).max(10240), 'an integer between 64 and 10240'],
+  timeoutMs: [z.number().int().min(1).max(900000), 'an integer between 1 and 900000'],
+  concurrency: [z.number().int().min(1).max(1000), 'an integer between 1 and 1000'],
+  instanceConcurrency: [z.number().int().min(1).max(1000), 'an integer between 1 and 1000'],
+  sandbox: [z.enum(['auto', 'container', 'process', 'isolate']), 'one of "auto", "container", "process", "isolate"'],
+  env: [z.record(z.string(), z.string()), 'an object of string values'],
+  network: [z.boolean(), 'true or false'],
+  http: [
+    z.strictObject({ methods: z.array(methodSchema).min(1).optional() }),
+    'an object such as {"methods": ["GET", "POST"]}',
+  ],
+} as const;
+
+const METHODS_RULE = `a non-empty array of HTTP methods (${HTTP_METHODS.join(', ')})`;
+const METHOD_RULE = `one of ${HTTP_METHODS.join(', ')}`;
+
+type FieldName = keyof typeof FIELDS;
+const FIELD_NAMES = Object.keys(FIELDS) as FieldName[];
+
+const manifestSchema = z.strictObject(
+  Object.fromEntries(FIELD_NAMES.map((k) => [k, FIELDS[k][0].optional()])) as {
+    [K in FieldName]: z.ZodOptional<(typeof FIELDS)[K][0]>;
+  },
+);
+
+function invalid(message: string): LaminaError {
+  return new LaminaError('InvalidFunction', `lamina.json: ${message}`);
+}
+
+/** A short JSON rendering of an offending value for messages. */
+function show(value: unknown): string {
+  let s: string;
+  try {
+    s = value === undefined ? 'nothing' : (JSON.stringify(value) ?? String(value));
+  } catch {
+    s = String(value);
+  }
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+function pathText(p: readonly PropertyKey[]): string {
+  return p.reduce<string>((acc, k) => (typeof k === 'number' ? `${acc}[${k}]` : acc ? `${acc}.${String(k)}` : String(k)), '');
+}
+
+function valueAt(raw: unknown, p: readonly PropertyKey[]): unknown {
+  let v: unknown = raw;
+  for (const k of p) v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined;
+  return v;
+}
+
+function rule(p: readonly PropertyKey[]): string {
+  const [top, second] = p;
+  if (top === 'env' && p.length === 2) return 'a string';
+  if (top === 'http' && second === 'methods') return p.length === 2 ? METHODS_RULE : METHOD_RULE;
+  return FIELDS[top as FieldName]?.[1] ?? 'valid';
+}
+
+function issueMessage(issue: z.core.$ZodIssue, raw: unknown): string {
+  if (issue.code === 'unrecognized_keys') {
+    const prefix = issue.path.length ? `${pathText(issue.path)}.` : '';
+    const known = issue.path.length ? 'methods' : FIELD_NAMES.join(', ');
+    const names = issue.keys.map((k) => `"${prefix}${k}"`).join(', ');
+    return `unknown field${issue.keys.length > 1 ? 's' : ''} ${names} (known: ${known})`;
+  }
+  return `"${pathText(issue.path)}" must be ${rule(issue.path)} (got ${show(valueAt(raw, issue.path))})`;
+}
+
+/** Throws InvalidFunction unless `name` is a valid function name. */
+export function validateFunctionName(name: string): void {
+  if (typeof name !== 'string' || !NAME_RE.test(name)) {
+    throw new LaminaError('InvalidFunction', `invalid function name ${show(name)}: use ${NAME_RULE}`);
+  }
+}
+
+export function isValidFunctionName(name: string): boolean {
+  return NAME_RE.test(name);
+}
+
+/** Normalizes a manifest entry path; undefined when it leaves the directory. */
+function normalizeEntry(entry: string): string | undefined {
+  if (entry.includes('\\') || entry.includes('\0') || path.posix.isAbsolute(entry)) return undefined;
+  const n = path.posix.normalize(entry);
+  if (n === '..' || n.startsWith('../') || n === '.' || n.endsWith('/')) return undefined;
+  return n;
+}
+
+function resolveEntry(runtime: Manifest['runtime'], given: string | undefined, files: ReadonlySet<string>): string {
+  const defaults: readonly string[] = runtime === 'node' ? NODE_DEFAULT_ENTRIES : PYTHON_DEFAULT_ENTRIES;
+  if (given === undefined) {
+    const found = defaults.find((f) => files.has(f));
+    if (!found) {
+      throw invalid(`no entry file: expected one of ${defaults.join(', ')} in the function directory (or set "entry")`);
+    }
+    return found;
+  }
+  const entry = normalizeEntry(given);
+  if (!entry) throw invalid(`"entry" must be a relative path inside the function directory (got ${show(given)})`);
+  const ext = path.posix.extname(entry);
+  if (runtime === 'node' && !NODE_EXTENSIONS.includes(ext)) {
+    throw invalid(`"entry" must be a ${NODE_EXTENSIONS.join(', ')} file for the node runtime (got ${show(given)})`);
+  }
+  if (runtime === 'python' && ext !== '.py') {
+    throw invalid(`"entry" must be a .py file for the python runtime (got ${show(given)})`);
+  }
+  if (!files.has(entry)) throw invalid(`"entry" file ${show(entry)} does not exist in the function directory`);
+  return entry;
+}
+
+function checkEnv(env: Record<string, string>): void {
+  let bytes = 0;
+  for (const [key, value] of Object.entries(env)) {
+    if (!ENV_KEY_RE.test(key)) throw invalid(`"env" name ${show(key)} must match ${ENV_KEY_RE.source}`);
+    if (key.startsWith(RESERVED_ENV_PREFIX)) {
+      throw invalid(`"env.${key}" uses the reserved prefix ${RESERVED_ENV_PREFIX} (Lamina sets those itself)`);
+    }
+    bytes += Buffer.byteLength(key) + Buffer.byteLength(value);
+  }
+  if (bytes > ENV_MAX_BYTES) {
+    throw invalid(`"env" is too large: ${bytes} bytes of names and values (at most ${ENV_MAX_BYTES})`);
+  }
+}
+
+/**
+ * Validates a parsed lamina.json (`{}` when the file is absent) and fills the
+ * defaults. `files` lists the directory's regular files as relative posix paths.
+ */
+export function parseManifest(raw: unknown, ctx: { dirName: string; files: string[] }): Manifest {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw invalid(`must hold a JSON object (got ${Array.isArray(raw) ? 'an array' : show(raw)})`);
+  }
+  const parsed = manifestSchema.safeParse(raw);
+  if (!parsed.success) {
+    const messages = parsed.error.issues.map((i) => issueMessage(i, raw));
+    throw invalid([...new Set(messages)].join('; '));
+  }
+  const m = parsed.data;
+
+  const name = m.name ?? ctx.dirName;
+  if (m.name === undefined && !NAME_RE.test(name)) {
+    throw invalid(`the function name defaults to the directory name ${show(name)}, which is not valid: set "name" to ${NAME_RULE}`);
+  }
+
+  const runtime = m.runtime ?? 'node';
+  const sandbox = m.sandbox ?? 'auto';
+  if (runtime === 'python' && sandbox === 'isolate') {
+    throw invalid(`"sandbox": "isolate" runs JavaScript only; a python function needs "auto", "container" or "process"`);
+  }
+
+  const entry = resolveEntry(runtime, m.entry, new Set(ctx.files));
+  const handler = m.handler ?? (runtime === 'python' && path.posix.basename(entry) === 'f.py' ? 'f' : 'handler');
+
+  const env = m.env ?? {};
+  checkEnv(env);
+
+  const methods = m.http?.methods
+    ? [...new Set(m.http.methods.map((x) => x.toUpperCase() as HttpMethod))]
+    : [...HTTP_METHODS];
+
+  return {
+    name,
+    runtime,
+    entry,
+    handler,
+    memoryMb: m.memoryMb ?? 128,
+    timeoutMs: m.timeoutMs ?? 30000,
+    concurrency: m.concurrency ?? 100,
+    instanceConcurrency: m.instanceConcurrency ?? 1,
+    sandbox,
+    env: { ...env },
+    network: m.network ?? false,
+    http: { methods },
+  };
+}

@@ -1,0 +1,274 @@
+// The registry: immutable function versions (rows in the store, code in the
+// content-addressed code dir) and an in-memory map of current versions for
+// the invoke hot path.
+//
+// Version numbers are never reused: `remove` keeps the functions row as a
+// tombstone (current_version = null) with its next_version, so a redeploy
+// after a delete continues the sequence. Code dirs are left on disk after a
+// remove (other versions may share them); reclaiming them is a GC's job.
+//
+// Embedded mode assumes one process owns the data dir: the current map is
+// loaded at open and updated by this instance's own deploys and removes.
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Db } from '../store/db.js';
+import type { VersionsTable } from '../store/schema.js';
+import { LaminaError } from '../errors.js';
+import { extractArchive, type ArchiveLimits } from './archive.js';
+import { CodeStore, type StoredCode } from './codestore.js';
+import { compileFunction } from './compile.js';
+import { listFiles, removeTree } from './files.js';
+import { parseManifest, validateFunctionName } from './manifest.js';
+import type { FunctionSummary, FunctionVersion, Manifest, RegistryEvents } from './types.js';
+
+type EventArgs = { [K in keyof RegistryEvents]: Parameters<RegistryEvents[K]> };
+
+export interface DeployOptions {
+  /** The name to deploy under; must equal the manifest's `name` if it has one. */
+  name?: string;
+  /** A check by the caller (e.g. can this node run the sandbox tier?); returns why not, or undefined. Runs before anything is stored. */
+  validate?: (m: Manifest) => string | undefined;
+}
+
+export interface VersionInfo {
+  version: number;
+  codeHash: string;
+  createdAt: string;
+}
+
+interface CurrentEntry {
+  fn: FunctionVersion;
+  updatedAt: string;
+}
+
+const MANIFEST_FILE = 'lamina.json';
+
+export class Registry extends EventEmitter<EventArgs> {
+  private readonly currentByName = new Map<string, CurrentEntry>();
+  /** Serializes the commit step of deploy/remove so the map and events follow commit order. */
+  private tail: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private readonly db: Db,
+    private readonly code: CodeStore,
+    readonly archiveLimits: ArchiveLimits,
+  ) {
+    super();
+  }
+
+  static async open(db: Db, dataDir: string, opts: { archiveLimits?: ArchiveLimits } = {}): Promise<Registry> {
+    const code = new CodeStore(path.resolve(dataDir));
+    await code.init();
+    const reg = new Registry(db, code, opts.archiveLimits ?? {});
+    const rows = await db.kysely
+      .selectFrom('functions')
+      .innerJoin('versions', (j) =>
+        j.onRef('versions.name', '=', 'functions.name').onRef('versions.version', '=', 'functions.current_version'),
+      )
+      .selectAll('versions')
+      .select('functions.updated_at')
+      .execute();
+    for (const row of rows) reg.currentByName.set(row.name, { fn: reg.toVersion(row), updatedAt: row.updated_at });
+    return reg;
+  }
+
+  /** The current version, from memory (called on every invocation). */
+  current(name: string): FunctionVersion | undefined {
+    return this.currentByName.get(name)?.fn;
+  }
+
+  list(): FunctionSummary[] {
+    return [...this.currentByName.values()]
+      .map(({ fn, updatedAt }) => ({
+        name: fn.name,
+        version: fn.version,
+        runtime: fn.manifest.runtime,
+        memoryMb: fn.manifest.memoryMb,
+        sandbox: fn.manifest.sandbox,
+        codeHash: fn.codeHash,
+        updatedAt,
+      }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async getVersion(name: string, version: number): Promise<FunctionVersion | undefined> {
+    const row = await this.db.kysely
+      .selectFrom('versions')
+      .selectAll()
+      .where('name', '=', name)
+      .where('version', '=', version)
+      .executeTakeFirst();
+    return row ? this.toVersion(row) : undefined;
+  }
+
+  async describe(name: string): Promise<{ current: FunctionVersion; versions: VersionInfo[] } | undefined> {
+    const current = this.current(name);
+    if (!current) return undefined;
+    const rows = await this.db.kysely
+      .selectFrom('versions')
+      .select(['version', 'code_hash', 'created_at'])
+      .where('name', '=', name)
+      .orderBy('version')
+      .execute();
+    return {
+      current,
+      versions: rows.map((r) => ({ version: r.version, codeHash: r.code_hash, createdAt: r.created_at })),
+    };
+  }
+
+  /** Validates, compiles and stores a function directory as the function's new current version. */
+  async deployDir(dir: string, opts: DeployOptions = {}): Promise<FunctionVersion> {
+    const root = path.resolve(dir);
+    const st = await fs.stat(root).catch(() => undefined);
+    if (!st?.isDirectory()) throw new LaminaError('InvalidFunction', `${dir} is not a directory`);
+    if (opts.name !== undefined) validateFunctionName(opts.name);
+
+    const files = await listFiles(root, { skipIgnored: true });
+    const raw = await readManifestFile(root);
+    const manifest = parseManifest(raw, { dirName: opts.name ?? path.basename(root), files });
+    if (opts.name !== undefined && manifest.name !== opts.name) {
+      throw new LaminaError(
+        'InvalidFunction',
+        `${MANIFEST_FILE}: "name" is "${manifest.name}" but the function is being deployed as "${opts.name}": ` +
+          `make them match or drop "name" from ${MANIFEST_FILE}`,
+      );
+    }
+    const problem = opts.validate?.(manifest);
+    if (problem) throw new LaminaError('InvalidFunction', `${MANIFEST_FILE}: ${problem}`);
+
+    // The slow part (compile, hash, fsync) runs outside the commit lock.
+    const staging = await this.code.makeTemp('build-');
+    let stored: StoredCode;
+    let codeEntry: string;
+    try {
+      ({ codeEntry } = await compileFunction(root, manifest, files, staging));
+      stored = await this.code.commit(staging);
+    } finally {
+      await removeTree(staging);
+    }
+    return this.exclusive(() => this.commitVersion(manifest, stored, codeEntry));
+  }
+
+  /** Deploys an uploaded .tar.gz of a function directory under `name`. */
+  async deployArchive(buf: Buffer, name: string, opts: Omit<DeployOptions, 'name'> = {}): Promise<FunctionVersion> {
+    validateFunctionName(name);
+    const tmp = await this.code.makeTemp('upload-');
+    try {
+      const root = await extractArchive(buf, path.join(tmp, 'src'), this.archiveLimits);
+      return await this.deployDir(root, { ...opts, name });
+    } finally {
+      await removeTree(tmp);
+    }
+  }
+
+  /** Deletes a function and all its versions. False when there was no such function. */
+  async remove(name: string): Promise<boolean> {
+    return this.exclusive(async () => {
+      const now = new Date().toISOString();
+      const removed = await this.db.kysely.transaction().execute(async (trx) => {
+        const res = await trx
+          .updateTable('functions')
+          .set({ current_version: null, updated_at: now })
+          .where('name', '=', name)
+          .where('current_version', 'is not', null)
+          .executeTakeFirst();
+        if (Number(res.numUpdatedRows) === 0) return false;
+        await trx.deleteFrom('versions').where('name', '=', name).execute();
+        return true;
+      });
+      if (removed) {
+        this.currentByName.delete(name);
+        this.emit('removed', name);
+      }
+      return removed;
+    });
+  }
+
+  private async commitVersion(manifest: Manifest, stored: StoredCode, codeEntry: string): Promise<FunctionVersion> {
+    const now = new Date().toISOString();
+    const name = manifest.name;
+    const version = await this.db.kysely.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('functions')
+        .values({ name, current_version: null, next_version: 1, created_at: now, updated_at: now })
+        .onConflict((oc) => oc.column('name').doNothing())
+        .execute();
+      // One statement takes the number and makes it current; on PostgreSQL the
+      // row lock it takes orders concurrent deploys of the same function.
+      const row = await trx
+        .updateTable('functions')
+        .set((eb) => ({
+          current_version: eb.ref('next_version'),
+          next_version: eb('next_version', '+', 1),
+          updated_at: now,
+        }))
+        .where('name', '=', name)
+        .returning('current_version')
+        .executeTakeFirstOrThrow();
+      const v = row.current_version;
+      if (v === null) throw new LaminaError('InternalError', `no version number assigned to ${name}`);
+      await trx
+        .insertInto('versions')
+        .values({
+          name,
+          version: v,
+          code_hash: stored.hash,
+          manifest: JSON.stringify(manifest),
+          code_entry: codeEntry,
+          size_bytes: stored.sizeBytes,
+          created_at: now,
+        })
+        .execute();
+      return v;
+    });
+    const fn: FunctionVersion = {
+      name,
+      version,
+      codeHash: stored.hash,
+      manifest,
+      codeDir: stored.dir,
+      codeEntry,
+      sizeBytes: stored.sizeBytes,
+      createdAt: now,
+    };
+    this.currentByName.set(name, { fn, updatedAt: now });
+    this.emit('deployed', fn);
+    return fn;
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(fn); // tail never rejects
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private toVersion(row: VersionsTable): FunctionVersion {
+    return {
+      name: row.name,
+      version: row.version,
+      codeHash: row.code_hash,
+      manifest: JSON.parse(row.manifest) as Manifest,
+      codeDir: this.code.dirFor(row.code_hash),
+      codeEntry: row.code_entry,
+      sizeBytes: row.size_bytes,
+      createdAt: row.created_at,
+    };
+  }
+}
+
+/** The parsed lamina.json, or {} when there is none. */
+async function readManifestFile(root: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await fs.readFile(path.join(root, MANIFEST_FILE), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw new LaminaError('InvalidFunction', `${MANIFEST_FILE}: cannot read it (${(err as Error).message})`);
+  }
+  try {
+    return JSON.parse(text.replace(/^\uFEFF/, '')) as unknown; // editors on Windows add a BOM
+  } catch (err) {
+    throw new LaminaError('InvalidFunction', `${MANIFEST_FILE}: invalid JSON (${(err as Error).message})`);
+  }
+}

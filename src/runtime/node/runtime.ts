@@ -1,0 +1,176 @@
+// Lamina's Node runtime: the program that runs inside a sandbox. It starts
+// generic, waits on fd 3 for a `load` frame naming the function's code, then
+// serves `invoke` frames. The wire protocol is docs/runtime-protocol.md; this
+// file is bundled alone into dist/runtime/node.mjs, so it imports only node:*.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import net from 'node:net';
+import { pathToFileURL } from 'node:url';
+import { performance } from 'node:perf_hooks';
+
+type Handler = (event: unknown, context: unknown) => unknown;
+interface ErrorInfo {
+  type: string;
+  message: string;
+  stack?: string;
+}
+
+/** Largest JSON result a call may return (the HTTP contract's payload cap). */
+const MAX_RESULT_BYTES = 6 * 1024 * 1024;
+/** Log bytes forwarded per call; the rest is dropped with one marker. */
+const MAX_LOG_BYTES = 64 * 1024;
+
+const channel = new net.Socket({ fd: 3, readable: true, writable: true });
+const currentCall = new AsyncLocalStorage<{ id: string; logBytes: number }>();
+let handler: Handler | undefined;
+let fn = { name: '', version: 0, memoryMb: 0, timeoutMs: 0 };
+
+function send(frame: object): void {
+  channel.write(JSON.stringify(frame) + '\n');
+}
+
+function errorInfo(err: unknown, type = 'HandlerError'): ErrorInfo {
+  if (err instanceof Error) return { type, message: err.message || err.name, stack: err.stack };
+  let message: string;
+  try {
+    message = typeof err === 'string' ? err : JSON.stringify(err) ?? String(err);
+  } catch {
+    message = String(err);
+  }
+  return { type, message };
+}
+
+// Route console output to the call that produced it, so logs are per invocation
+// even when one instance serves several calls at once.
+function capture(stream: 'stdout' | 'stderr'): void {
+  const target = process[stream];
+  target.write = ((chunk: unknown, encoding?: unknown, cb?: unknown): boolean => {
+    const call = currentCall.getStore();
+    let data = typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8');
+    if (call) {
+      if (call.logBytes >= MAX_LOG_BYTES) data = '';
+      else if (call.logBytes + data.length > MAX_LOG_BYTES) data = data.slice(0, MAX_LOG_BYTES - call.logBytes) + '\n[lamina: log truncated]\n';
+      call.logBytes += data.length;
+    }
+    if (data) send({ t: 'log', id: call?.id ?? null, stream, data });
+    const done = typeof encoding === 'function' ? encoding : cb;
+    if (typeof done === 'function') process.nextTick(done as () => void);
+    return true;
+  }) as typeof target.write;
+}
+
+function pickHandler(mod: Record<string, unknown>, name: string): Handler | undefined {
+  const named = mod[name];
+  if (typeof named === 'function') return named as Handler;
+  const def = mod.default as Record<string, unknown> | ((...a: unknown[]) => unknown) | undefined;
+  // CommonJS bundles expose module.exports as the default export.
+  if (def && typeof def === 'object' && typeof def[name] === 'function') return def[name] as Handler;
+  if (typeof def === 'function') {
+    const inner = (def as unknown as Record<string, unknown>)[name];
+    return typeof inner === 'function' ? (inner as Handler) : (def as Handler);
+  }
+  return undefined;
+}
+
+async function load(frame: { entry: string; handler: string; env: Record<string, string>; function: typeof fn }): Promise<void> {
+  fn = frame.function;
+  for (const [k, v] of Object.entries(frame.env)) process.env[k] = v;
+  try {
+    const mod = (await import(pathToFileURL(frame.entry).href)) as Record<string, unknown>;
+    handler = pickHandler(mod, frame.handler);
+    if (!handler) {
+      const found = Object.keys(mod).join(', ') || 'none';
+      send({ t: 'load_error', error: { type: 'HandlerNotFound', message: `no function "${frame.handler}" exported by the entry file (exports: ${found})` } });
+      return;
+    }
+    send({ t: 'loaded' });
+  } catch (err) {
+    send({ t: 'load_error', error: errorInfo(err, 'InitError') });
+  }
+}
+
+async function invoke(frame: { id: string; event: unknown; context: { requestId: string; functionName: string; functionVersion: number; memoryLimitMb: number; deadlineMs: number; coldStart: boolean } }): Promise<void> {
+  const c = frame.context;
+  const context = {
+    ...c,
+    getRemainingTimeInMillis: () => Math.max(0, c.deadlineMs - Date.now()),
+  };
+  const started = performance.now();
+  await currentCall.run({ id: frame.id, logBytes: 0 }, async () => {
+    let reply: object;
+    try {
+      const value = await handler!(frame.event, context);
+      const ms = performance.now() - started;
+      let json: string | undefined;
+      try {
+        json = JSON.stringify(value === undefined ? null : value);
+      } catch (err) {
+        throw new TypeError(`the handler's return value is not JSON-serializable: ${(err as Error).message}`);
+      }
+      if (json !== undefined && json.length > MAX_RESULT_BYTES) throw new RangeError(`the handler's return value is ${json.length} bytes; the cap is ${MAX_RESULT_BYTES}`);
+      // Splice the already-serialized value in, rather than serializing twice.
+      const head = JSON.stringify({ t: 'result', id: frame.id, ok: true, ms });
+      channel.write(head.slice(0, -1) + ',"value":' + (json ?? 'null') + '}\n');
+      return;
+    } catch (err) {
+      reply = { t: 'result', id: frame.id, ok: false, error: errorInfo(err), ms: performance.now() - started };
+    }
+    send(reply);
+  });
+}
+
+function onFrame(line: string): void {
+  let frame: { t: string } & Record<string, unknown>;
+  try {
+    frame = JSON.parse(line);
+  } catch {
+    process.exit(70);
+  }
+  if (frame.t === 'invoke') {
+    if (!handler) send({ t: 'result', id: frame.id, ok: false, error: { type: 'HandlerError', message: 'runtime not loaded' } });
+    else void invoke(frame as never);
+  } else if (frame.t === 'load') {
+    void load(frame as never);
+  }
+}
+
+// A crash outside any call (or a dangling promise) ends the instance, as Lambda does:
+// tell the worker why, then exit so it replaces us.
+function fatal(err: unknown): void {
+  try {
+    send({ t: 'fatal', error: errorInfo(err) });
+  } finally {
+    channel.end(() => process.exit(1));
+    setTimeout(() => process.exit(1), 100).unref();
+  }
+}
+process.on('uncaughtException', fatal);
+process.on('unhandledRejection', fatal);
+
+capture('stdout');
+capture('stderr');
+
+// Frames split across chunks are joined only when their newline arrives, so a
+// multi-megabyte event is scanned once, not once per chunk.
+let pending: string[] = [];
+channel.setEncoding('utf8');
+channel.on('data', (chunk: string) => {
+  let start = 0;
+  let nl = chunk.indexOf('\n');
+  while (nl !== -1) {
+    let line = chunk.slice(start, nl);
+    if (pending.length > 0) {
+      pending.push(line);
+      line = pending.join('');
+      pending = [];
+    }
+    if (line) onFrame(line);
+    start = nl + 1;
+    nl = chunk.indexOf('\n', start);
+  }
+  if (start < chunk.length) pending.push(chunk.slice(start));
+});
+// The worker holds the other end: when it goes away, so do we.
+channel.on('end', () => process.exit(0));
+channel.on('error', () => process.exit(0));
+
+send({ t: 'ready', runtime: 'node', version: process.version, pid: process.pid });

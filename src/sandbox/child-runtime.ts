@@ -1,0 +1,351 @@
+// A sandbox backed by one runtime child process speaking the wire protocol on
+// fd 3. Tiers that run a process (process, container) differ only in how the
+// process is launched, where its code is placed, how its memory is read and how
+// it is killed or frozen: they pass those in as `ChildHooks`.
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Duplex } from 'node:stream';
+import { LaminaError } from '../errors.js';
+import { Channel, type RuntimeFrame } from './channel.js';
+import type { InvokeError, InvokeErrorType, InvokeOutcome, InvokeRequest, LoadSpec, Sandbox, SandboxShape, SandboxStats, SandboxTier } from './types.js';
+
+export interface ChildLaunch {
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  cwd?: string;
+}
+
+export interface ChildHooks {
+  /** Puts the version's code where the runtime will find it; returns the entry path as the runtime sees it. */
+  placeCode(spec: LoadSpec): Promise<string>;
+  /** Current and peak memory of the sandbox, in bytes. */
+  memory(pid: number): Promise<{ current: number; peak: number }>;
+  /** Enforce this RSS cap from userland (tiers without a kernel memory limit). */
+  userlandMemoryLimitBytes?: (spec: LoadSpec) => number;
+  /** True when the last death was the kernel's OOM killer or a heap-limit abort. */
+  diedOfMemory?(stderrTail: string, signal: NodeJS.Signals | null): Promise<boolean> | boolean;
+  /** Kill everything in the sandbox (default: SIGKILL the child). */
+  kill?(child: ChildProcess): void;
+  pause?(): Promise<void>;
+  resume?(): Promise<void>;
+  /** Frees what the tier set up for this sandbox (dirs, cgroups). Runs after the child is gone. */
+  cleanup(): Promise<void>;
+  /** Called once the child is running (e.g. to move it into a cgroup) and after load (to set limits). */
+  started?(pid: number): Promise<void>;
+  loaded?(spec: LoadSpec): Promise<void>;
+}
+
+interface PendingCall {
+  req: InvokeRequest;
+  startedAt: number;
+  logs: string[];
+  logBytes: number;
+  timer: NodeJS.Timeout;
+  resolve: (o: InvokeOutcome) => void;
+}
+
+/** Per-call log cap kept by the worker (the runtime caps too; raw fd output is capped here). */
+const MAX_LOG_BYTES = 64 * 1024;
+const READY_TIMEOUT_MS = 15_000;
+const MIN_LOAD_TIMEOUT_MS = 10_000;
+const MEMORY_SAMPLE_MS = 50;
+/** How far below the worker's own clock a runtime's reported duration may be. */
+const CLOCK_TOLERANCE_MS = 2;
+
+export class ChildRuntimeSandbox implements Sandbox {
+  private child!: ChildProcess;
+  private channel!: Channel;
+  private pending = new Map<string, PendingCall>();
+  private deathListeners: ((reason: string) => void)[] = [];
+  private instanceLogs: string[] = [];
+  private stderrTail = '';
+  private dead = false;
+  private destroying = false;
+  /** Why the sandbox is being killed, when the worker killed it on purpose. */
+  private killReason: { type: InvokeErrorType; message: string } | undefined;
+  private ready!: Promise<void>;
+  private loadWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  private peakMemory = 0;
+  private sampler: NodeJS.Timeout | undefined;
+  private rssLimit = 0;
+  private exited: Promise<void> | undefined;
+  private deathHandled = false;
+  private spec: LoadSpec | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly tier: SandboxTier,
+    readonly shape: SandboxShape,
+    private readonly hooks: ChildHooks,
+  ) {
+    if (hooks.pause && hooks.resume) {
+      this.pause = hooks.pause;
+      this.resume = hooks.resume;
+    }
+  }
+
+  get alive(): boolean {
+    return !this.dead;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Spawns the runtime and waits for its `ready` frame. */
+  async start(launch: ChildLaunch): Promise<void> {
+    this.child = spawn(launch.command, launch.args, { env: launch.env, cwd: launch.cwd, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+    this.exited = new Promise((resolve) => {
+      this.child.once('exit', () => resolve());
+      this.child.once('error', () => resolve());
+    });
+    this.child.on('error', (err) => this.die(`failed to start: ${err.message}`, null));
+    this.child.on('exit', (code, signal) => this.die(signal ? `killed by ${signal}` : `exited with code ${code}`, signal));
+    this.child.stdout!.on('data', (b: Buffer) => this.rawOutput(b.toString('utf8')));
+    this.child.stderr!.on('data', (b: Buffer) => {
+      const s = b.toString('utf8');
+      this.stderrTail = (this.stderrTail + s).slice(-4096);
+      this.rawOutput(s);
+    });
+    this.ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new LaminaError('SandboxCrashed', 'the runtime did not start in time')), READY_TIMEOUT_MS);
+      this.loadWaiter = {
+        resolve: () => (clearTimeout(timer), resolve()),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      };
+    });
+    this.channel = new Channel(this.child.stdio[3] as Duplex, (f) => this.onFrame(f), (reason) => this.onChannelClosed(reason));
+    try {
+      await this.ready;
+      if (this.hooks.started && this.child.pid) await this.hooks.started(this.child.pid);
+    } catch (err) {
+      await this.destroy();
+      throw err;
+    }
+  }
+
+  async load(spec: LoadSpec): Promise<void> {
+    if (this.dead) throw new LaminaError('SandboxCrashed', 'the sandbox is not running');
+    this.spec = spec;
+    const entry = await this.hooks.placeCode(spec);
+    if (this.hooks.userlandMemoryLimitBytes) this.rssLimit = this.hooks.userlandMemoryLimitBytes(spec);
+    const done = new Promise<void>((resolve, reject) => {
+      const limit = Math.max(spec.timeoutMs, MIN_LOAD_TIMEOUT_MS);
+      const timer = setTimeout(() => reject(new LaminaError('Timeout', `the function took longer than ${limit} ms to initialize`)), limit);
+      this.loadWaiter = {
+        resolve: () => (clearTimeout(timer), resolve()),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      };
+    });
+    this.channel.send({
+      t: 'load',
+      entry,
+      handler: spec.handler,
+      env: spec.env,
+      function: { name: spec.functionName, version: spec.functionVersion, memoryMb: spec.memoryMb, timeoutMs: spec.timeoutMs },
+    });
+    try {
+      await done;
+      if (this.hooks.loaded) await this.hooks.loaded(spec);
+    } catch (err) {
+      await this.destroy();
+      throw err;
+    }
+    await this.sampleMemory();
+  }
+
+  invoke(req: InvokeRequest): Promise<InvokeOutcome> {
+    if (this.dead) return Promise.resolve(this.failure('SandboxCrashed', 'sandbox is not running', performance.now(), []));
+    return new Promise<InvokeOutcome>((resolve) => {
+      const startedAt = performance.now();
+      const call: PendingCall = {
+        req,
+        startedAt,
+        logs: this.instanceLogs,
+        logBytes: 0,
+        resolve,
+        timer: setTimeout(() => this.kill('Timeout', `the call exceeded its timeout (deadline ${new Date(req.deadlineMs).toISOString()})`), Math.max(0, req.deadlineMs - Date.now())),
+      };
+      // Output printed while loading belongs to the first call.
+      this.instanceLogs = [];
+      this.pending.set(req.requestId, call);
+      this.channel.send({
+        t: 'invoke',
+        id: req.requestId,
+        event: req.event,
+        context: {
+          requestId: req.requestId,
+          functionName: this.spec?.functionName ?? '',
+          functionVersion: this.spec?.functionVersion ?? 0,
+          memoryLimitMb: this.shape.memoryMb,
+          deadlineMs: req.deadlineMs,
+          coldStart: req.coldStart,
+        },
+      });
+      if (this.rssLimit > 0 || this.pending.size === 1) this.startSampler();
+    });
+  }
+
+  /** Present only on tiers that can freeze a sandbox. */
+  readonly pause?: () => Promise<void>;
+  readonly resume?: () => Promise<void>;
+
+  async stats(): Promise<SandboxStats> {
+    if (this.dead || !this.child.pid) return { memoryBytes: 0, maxMemoryBytes: this.peakMemory };
+    const m = await this.hooks.memory(this.child.pid).catch(() => ({ current: 0, peak: 0 }));
+    this.peakMemory = Math.max(this.peakMemory, m.peak, m.current);
+    return { memoryBytes: m.current, maxMemoryBytes: this.peakMemory };
+  }
+
+  async destroy(): Promise<void> {
+    if (this.destroying) return this.exited;
+    this.destroying = true;
+    if (!this.killReason) this.killReason = { type: 'SandboxCrashed', message: 'the sandbox was stopped' };
+    this.stopSampler();
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) {
+      try {
+        (this.hooks.kill ?? ((c: ChildProcess) => c.kill('SIGKILL')))(this.child);
+      } catch {
+        /* already gone */
+      }
+      await this.exited;
+    }
+    this.dead = true;
+    await this.hooks.cleanup().catch(() => undefined);
+  }
+
+  onDeath(listener: (reason: string) => void): void {
+    this.deathListeners.push(listener);
+  }
+
+  private onFrame(frame: RuntimeFrame): void {
+    switch (frame.t) {
+      case 'result': {
+        const call = this.pending.get(frame.id);
+        if (!call) return;
+        this.pending.delete(frame.id);
+        clearTimeout(call.timer);
+        if (this.pending.size === 0) this.stopSampler();
+        const measured = performance.now() - call.startedAt;
+        // Bill by the runtime's own clock around the handler, bounded by ours, so
+        // a tampered runtime can shave at most CLOCK_TOLERANCE_MS off a call.
+        const reported = typeof frame.ms === 'number' && Number.isFinite(frame.ms) ? frame.ms : measured;
+        const durationMs = Math.min(measured, Math.max(reported, measured - CLOCK_TOLERANCE_MS));
+        const logs = call.logs.join('');
+        if (frame.ok) call.resolve({ ok: true, value: frame.value, durationMs, logs, maxMemoryBytes: this.peakMemory });
+        else
+          call.resolve({
+            ok: false,
+            error: { type: 'HandlerError', message: String(frame.error?.message ?? 'handler failed'), stack: frame.error?.stack },
+            durationMs,
+            logs,
+            maxMemoryBytes: this.peakMemory,
+          });
+        return;
+      }
+      case 'log': {
+        const call = frame.id ? this.pending.get(frame.id) : undefined;
+        if (call) this.appendLog(call, frame.data);
+        else this.appendInstanceLog(frame.data);
+        return;
+      }
+      case 'ready':
+      case 'loaded':
+        this.loadWaiter?.resolve();
+        this.loadWaiter = undefined;
+        return;
+      case 'load_error': {
+        // The function's own code failed to load: the caller's fault, reported as a handler error.
+        const e = frame.error;
+        this.loadWaiter?.reject(new LaminaError('HandlerError', `the function failed to initialize: ${e.message}`, { stack: e.stack, phase: 'init' }));
+        this.loadWaiter = undefined;
+        return;
+      }
+      case 'fatal':
+        this.killReason ??= { type: 'SandboxCrashed', message: `the handler crashed the runtime: ${frame.error.message}` };
+        this.stderrTail = (this.stderrTail + (frame.error.stack ?? frame.error.message)).slice(-4096);
+        return;
+    }
+  }
+
+  private rawOutput(s: string): void {
+    // Output that bypassed the runtime's capture: attribute it to the only call in
+    // flight when there is exactly one; otherwise keep it for the instance.
+    if (this.pending.size === 1) this.appendLog(this.pending.values().next().value as PendingCall, s);
+    else this.appendInstanceLog(s);
+  }
+
+  private appendLog(call: PendingCall, s: string): void {
+    if (call.logBytes >= MAX_LOG_BYTES) return;
+    const room = MAX_LOG_BYTES - call.logBytes;
+    const piece = s.length > room ? s.slice(0, room) + '\n[lamina: log truncated]\n' : s;
+    call.logBytes += piece.length;
+    call.logs.push(piece);
+  }
+
+  private appendInstanceLog(s: string): void {
+    const size = this.instanceLogs.reduce((n, x) => n + x.length, 0);
+    if (size < MAX_LOG_BYTES) this.instanceLogs.push(s.slice(0, MAX_LOG_BYTES - size));
+  }
+
+  private kill(type: InvokeErrorType, message: string): void {
+    if (this.dead || this.destroying) return;
+    this.killReason = { type, message };
+    void this.destroy();
+  }
+
+  private onChannelClosed(reason: string): void {
+    // A closed channel means the runtime is exiting or broken. Give a dying process a
+    // moment to report its exit status (a better message), then make sure it is gone.
+    if (this.dead || this.destroying) return;
+    setTimeout(() => this.kill('SandboxCrashed', `the runtime closed its channel (${reason})`), 200).unref();
+  }
+
+  private async die(how: string, signal: NodeJS.Signals | null): Promise<void> {
+    if (this.deathHandled) return;
+    this.deathHandled = true;
+    const wasDestroying = this.destroying;
+    this.dead = true;
+    this.stopSampler();
+    this.loadWaiter?.reject(new LaminaError('SandboxCrashed', `the runtime ${how}${this.stderrTail ? `: ${this.stderrTail.trim().split('\n').slice(-3).join(' | ')}` : ''}`));
+    this.loadWaiter = undefined;
+    let reason = this.killReason;
+    if (!reason || reason.type === 'SandboxCrashed') {
+      const oom = (await this.hooks.diedOfMemory?.(this.stderrTail, signal)) ?? false;
+      if (oom) reason = { type: 'MemoryLimitExceeded', message: `the sandbox exceeded its memory limit of ${this.shape.memoryMb} MB` };
+    }
+    reason ??= { type: 'SandboxCrashed', message: `the sandbox ${how} during the call` };
+    for (const call of this.pending.values()) {
+      clearTimeout(call.timer);
+      call.resolve(this.failure(reason.type, reason.message, call.startedAt, call.logs));
+    }
+    this.pending.clear();
+    if (!wasDestroying) {
+      this.destroying = true;
+      await this.hooks.cleanup().catch(() => undefined);
+      for (const l of this.deathListeners) l(`${reason.type}: ${reason.message}`);
+    }
+  }
+
+  private failure(type: InvokeErrorType, message: string, startedAt: number, logs: string[]): InvokeOutcome {
+    const error: InvokeError = { type, message };
+    return { ok: false, error, durationMs: performance.now() - startedAt, logs: logs.join(''), maxMemoryBytes: this.peakMemory };
+  }
+
+  private startSampler(): void {
+    if (this.sampler) return;
+    this.sampler = setInterval(() => void this.sampleMemory(), MEMORY_SAMPLE_MS);
+  }
+
+  private stopSampler(): void {
+    if (this.sampler) clearInterval(this.sampler);
+    this.sampler = undefined;
+  }
+
+  private async sampleMemory(): Promise<void> {
+    if (this.dead || !this.child.pid) return;
+    const s = await this.stats();
+    if (this.rssLimit > 0 && s.memoryBytes > this.rssLimit)
+      this.kill('MemoryLimitExceeded', `the sandbox exceeded its memory limit of ${this.shape.memoryMb} MB (resident ${Math.round(s.memoryBytes / 1048576)} MB)`);
+  }
+}

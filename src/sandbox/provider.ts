@@ -1,0 +1,97 @@
+// The sandbox layer's front door for the worker: which tiers this machine can
+// run, which one `auto` means, and a pre-started pool per tier.
+import type { Manifest } from '../registry/types.js';
+import { SandboxPool } from './pool.js';
+import { RunDir } from './run-dir.js';
+import { TIER_FACTORIES, AUTO_ORDER } from './tiers.js';
+import type { Sandbox, SandboxBackend, SandboxShape, SandboxTier } from './types.js';
+
+export interface ProviderOptions {
+  /** `auto` picks the strongest available tier; a named tier must be available. */
+  tier: 'auto' | SandboxTier;
+  poolSize: number;
+  log: (msg: string) => void;
+}
+
+export interface TierStatus {
+  tier: SandboxTier;
+  ok: boolean;
+  reason: string;
+}
+
+export class SandboxProvider {
+  private pools = new Map<SandboxTier, SandboxPool>();
+  private constructor(
+    readonly defaultTier: SandboxTier,
+    readonly tiers: TierStatus[],
+    private readonly runDir: RunDir,
+    private readonly log: (msg: string) => void,
+  ) {}
+
+  static async create(opts: ProviderOptions): Promise<SandboxProvider> {
+    const runDir = new RunDir();
+    const tiers: TierStatus[] = [];
+    const backends = new Map<SandboxTier, SandboxBackend>();
+    for (const [tier, factory] of Object.entries(TIER_FACTORIES) as [SandboxTier, NonNullable<(typeof TIER_FACTORIES)[SandboxTier]>][]) {
+      try {
+        const backend = await factory(runDir, opts.log);
+        const probe = await backend.probe();
+        tiers.push({ tier, ok: probe.ok, reason: probe.reason });
+        if (probe.ok) backends.set(tier, backend);
+        else await backend.close();
+      } catch (err) {
+        tiers.push({ tier, ok: false, reason: (err as Error).message });
+      }
+    }
+    let chosen: SandboxTier | undefined;
+    if (opts.tier === 'auto') chosen = AUTO_ORDER.find((t) => backends.has(t));
+    else if (backends.has(opts.tier)) chosen = opts.tier;
+    if (!chosen) {
+      for (const b of backends.values()) await b.close();
+      runDir.remove();
+      const why = tiers.find((t) => t.tier === opts.tier)?.reason ?? 'no tier is available';
+      throw new Error(`sandbox tier "${opts.tier}" is not available on this machine: ${why}`);
+    }
+    const provider = new SandboxProvider(chosen, tiers, runDir, opts.log);
+    const warm: SandboxShape[] = [{ runtime: 'node', memoryMb: 128, network: false }];
+    for (const [tier, backend] of backends) {
+      const pool = new SandboxPool(backend, { size: opts.poolSize, warmShapes: tier === chosen ? warm : [], log: opts.log });
+      provider.pools.set(tier, pool);
+      pool.start();
+    }
+    return provider;
+  }
+
+  /** The tier a function runs on. */
+  tierFor(m: Pick<Manifest, 'sandbox'>): SandboxTier {
+    return m.sandbox === 'auto' ? this.defaultTier : m.sandbox;
+  }
+
+  /** Why this machine cannot run a function, or undefined when it can. */
+  check(m: Pick<Manifest, 'sandbox' | 'runtime'>): string | undefined {
+    const tier = this.tierFor(m);
+    const pool = this.pools.get(tier);
+    if (!pool) return `sandbox tier "${tier}" is not available on this worker: ${this.tiers.find((t) => t.tier === tier)?.reason ?? 'unknown tier'}`;
+    if (!pool.backend.supports(m.runtime)) return `sandbox tier "${tier}" cannot run the ${m.runtime} runtime`;
+    return undefined;
+  }
+
+  async acquire(m: Pick<Manifest, 'sandbox' | 'runtime' | 'memoryMb' | 'network'>): Promise<Sandbox> {
+    const problem = this.check(m);
+    if (problem) throw new Error(problem);
+    const pool = this.pools.get(this.tierFor(m))!;
+    const { sandbox } = await pool.acquire({ runtime: m.runtime, memoryMb: m.memoryMb, network: m.network });
+    return sandbox;
+  }
+
+  idleSandboxes(): number {
+    let n = 0;
+    for (const p of this.pools.values()) n += p.idleCount();
+    return n;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((p) => p.close()));
+    this.runDir.remove();
+  }
+}

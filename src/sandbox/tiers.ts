@@ -1,0 +1,14 @@
+// The sandbox tiers this build knows, and the order `auto` tries them in
+// (strongest first; `isolate` is never picked by auto because it runs
+// JavaScript without Node's built-ins only).
+import { ProcessBackend } from './process/backend.js';
+import type { RunDir } from './run-dir.js';
+import type { SandboxBackend, SandboxTier } from './types.js';
+
+type Factory = (runDir: RunDir, log: (msg: string) => void) => Promise<SandboxBackend>;
+
+export const TIER_FACTORIES: Partial<Record<SandboxTier, Factory>> & Record<'process', Factory> = {
+  process: async (runDir) => new ProcessBackend(runDir),
+};
+
+export const AUTO_ORDER: SandboxTier[] = ['container', 'process'];

@@ -1,0 +1,51 @@
+// The embedded store: one SQLite file per data dir, opened through Kysely so
+// the same queries run later on PostgreSQL.
+import fs from 'node:fs';
+import path from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import type { Database } from './schema.js';
+import { migrateToLatest } from './migrations.js';
+
+export type { Database, FunctionsTable, VersionsTable, InvocationsTable } from './schema.js';
+
+export interface Db {
+  readonly kysely: Kysely<Database>;
+  readonly dialect: 'sqlite' | 'postgres';
+  close(): Promise<void>;
+}
+
+export async function openDatabase(dataDir: string): Promise<Db> {
+  fs.mkdirSync(dataDir, { recursive: true });
+  const file = path.join(dataDir, 'lamina.db');
+  const sqlite = new SQLite(file);
+  try {
+    // WAL: readers never block the writer (metering writes while the admin API reads).
+    sqlite.pragma('journal_mode = WAL');
+    // A second process (e.g. a CLI command) may hold the write lock briefly.
+    sqlite.pragma('busy_timeout = 5000');
+    sqlite.pragma('foreign_keys = ON');
+    // Safe with WAL: a power cut may lose the last commits, never corrupt the file.
+    sqlite.pragma('synchronous = NORMAL');
+  } catch (err) {
+    sqlite.close();
+    throw err;
+  }
+  const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  try {
+    await migrateToLatest(kysely);
+  } catch (err) {
+    await kysely.destroy();
+    throw err;
+  }
+  let closed = false;
+  return {
+    kysely,
+    dialect: 'sqlite',
+    async close() {
+      if (closed) return;
+      closed = true;
+      await kysely.destroy(); // closes the better-sqlite3 handle too
+    },
+  };
+}

@@ -1,0 +1,76 @@
+// Schema migrations, in code so that SQLite (embedded) and PostgreSQL (shared)
+// run the same ones. Only portable types: text, integer, double precision.
+import { Migrator, type Kysely, type Migration } from 'kysely';
+
+const migrations: Record<string, Migration> = {
+  '0001_initial': {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('functions')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('current_version', 'integer')
+        .addColumn('next_version', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+
+      await db.schema
+        .createTable('versions')
+        .addColumn('name', 'text', (c) => c.notNull().references('functions.name').onDelete('cascade'))
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('code_hash', 'text', (c) => c.notNull())
+        .addColumn('manifest', 'text', (c) => c.notNull())
+        .addColumn('code_entry', 'text', (c) => c.notNull())
+        .addColumn('size_bytes', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('versions_pk', ['name', 'version'])
+        .execute();
+
+      // No foreign key to functions: billing records outlive deleted functions.
+      // `double precision` rather than `real`: real is 4-byte in PostgreSQL.
+      await db.schema
+        .createTable('invocations')
+        .addColumn('request_id', 'text', (c) => c.primaryKey())
+        .addColumn('function', 'text', (c) => c.notNull())
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('worker', 'text', (c) => c.notNull())
+        .addColumn('instance', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'text', (c) => c.notNull())
+        .addColumn('duration_ms', 'double precision', (c) => c.notNull())
+        .addColumn('billed_ms', 'integer', (c) => c.notNull())
+        .addColumn('memory_mb', 'integer', (c) => c.notNull())
+        .addColumn('max_memory_mb', 'double precision', (c) => c.notNull())
+        .addColumn('gb_seconds', 'double precision', (c) => c.notNull())
+        .addColumn('cold', 'integer', (c) => c.notNull())
+        .addColumn('init_ms', 'double precision')
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('status_code', 'integer', (c) => c.notNull())
+        .addColumn('logs', 'text', (c) => c.notNull().defaultTo(''))
+        .execute();
+      await db.schema
+        .createIndex('invocations_function_started_at')
+        .on('invocations')
+        .columns(['function', 'started_at'])
+        .execute();
+      await db.schema.createIndex('invocations_started_at').on('invocations').column('started_at').execute();
+    },
+    async down(db: Kysely<any>): Promise<void> {
+      await db.schema.dropTable('invocations').execute();
+      await db.schema.dropTable('versions').execute();
+      await db.schema.dropTable('functions').execute();
+    },
+  },
+};
+
+/** Brings any Kysely database (SQLite or PostgreSQL) to the latest schema. */
+export async function migrateToLatest(db: Kysely<any>): Promise<void> {
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => migrations },
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+    throw new Error(`database migration ${failed} failed: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}

@@ -1,0 +1,146 @@
+// The node-level worker: one FunctionRunner per function, a shared memory
+// budget with least-recently-used eviction of idle instances, keep-alive
+// expiry, and the link from instances to metering.
+import { LaminaError } from '../errors.js';
+import type { MeterSink } from '../metering/types.js';
+import type { FunctionVersion, RegistryEvents } from '../registry/types.js';
+import type { Sandbox } from '../sandbox/types.js';
+import { FunctionRunner, type CallResult } from './function-runner.js';
+import type { Instance } from './instance.js';
+import { MemoryBudget } from './memory-budget.js';
+
+export type { CallResult } from './function-runner.js';
+
+/** Where the worker learns which version of a function is current. */
+export interface FunctionCatalog {
+  current(name: string): FunctionVersion | undefined;
+  on(event: 'deployed', listener: RegistryEvents['deployed']): unknown;
+  on(event: 'removed', listener: RegistryEvents['removed']): unknown;
+}
+
+/** Where the worker gets sandboxes. */
+export interface SandboxSource {
+  acquire(m: FunctionVersion['manifest']): Promise<Sandbox>;
+}
+
+export interface WorkerOptions {
+  id: string;
+  /** Idle instances are stopped after this long without a call. */
+  keepAliveMs: number;
+  /** Calls that may wait per function before 429. */
+  maxQueue: number;
+  billingGranularityMs: number;
+  /** Total memory instances may reserve (MB). */
+  memoryBudgetMb: number;
+  /** How long a call waits for memory before 429. */
+  memoryWaitMs: number;
+  /** Idle time before a pausable instance is frozen; negative disables. */
+  pauseAfterMs: number;
+}
+
+export interface WorkerStats {
+  id: string;
+  memory: { budgetMb: number; reservedMb: number; waiting: number };
+  functions: { name: string; version: number; starting: number; busy: number; idle: number; paused: number; queue: number }[];
+}
+
+export class Worker {
+  private runners = new Map<string, FunctionRunner>();
+  private budget: MemoryBudget;
+  private reaper: NodeJS.Timeout;
+  private stopping = false;
+
+  constructor(
+    private readonly catalog: FunctionCatalog,
+    private readonly sandboxes: SandboxSource,
+    private readonly meter: MeterSink,
+    readonly opts: WorkerOptions,
+  ) {
+    this.budget = new MemoryBudget(opts.memoryBudgetMb);
+    catalog.on('deployed', (fv) => this.runners.get(fv.name)?.update(fv));
+    catalog.on('removed', (name) => {
+      this.runners.get(name)?.remove();
+    });
+    this.reaper = setInterval(() => this.reap(), Math.max(100, Math.min(1000, opts.keepAliveMs / 2)));
+    this.reaper.unref();
+  }
+
+  get id(): string {
+    return this.opts.id;
+  }
+
+  invoke(name: string, requestId: string, event: unknown): Promise<CallResult> {
+    if (this.stopping) return Promise.reject(new LaminaError('ServiceUnavailable', 'the worker is shutting down'));
+    const fv = this.catalog.current(name);
+    if (!fv) return Promise.reject(new LaminaError('FunctionNotFound', `function "${name}" does not exist`));
+    let runner = this.runners.get(name);
+    if (!runner || runner.version.version > fv.version) {
+      // A runner left over from a deleted function of the same name: start afresh.
+      if (runner) runner.remove();
+      runner = new FunctionRunner(fv, this.runnerDeps());
+      this.runners.set(name, runner);
+    } else if (runner.version.version < fv.version) {
+      runner.update(fv);
+    }
+    return runner.invoke(requestId, event);
+  }
+
+  stats(): WorkerStats {
+    return {
+      id: this.id,
+      memory: { budgetMb: this.budget.totalMb, reservedMb: this.budget.reservedMb, waiting: this.budget.waiting },
+      functions: [...this.runners.values()].map((r) => ({ name: r.name, ...r.stats() })),
+    };
+  }
+
+  async shutdown(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.reaper);
+    await Promise.all([...this.runners.values()].map((r) => r.shutdown()));
+  }
+
+  private runnerDeps() {
+    return {
+      workerId: this.opts.id,
+      maxQueue: this.opts.maxQueue,
+      billingGranularityMs: this.opts.billingGranularityMs,
+      pauseAfterMs: this.opts.pauseAfterMs,
+      acquire: (fv: FunctionVersion) => this.sandboxes.acquire(fv.manifest),
+      reserveMemory: (mb: number) => this.reserveMemory(mb),
+      releaseMemory: (mb: number) => this.budget.release(mb),
+      offerIdle: (runner: FunctionRunner, inst: Instance) => {
+        // Someone is waiting for memory: an instance with nothing to do gives way.
+        if (this.budget.waiting === 0) return false;
+        void runner.retire(inst);
+        return true;
+      },
+      record: (r: Parameters<MeterSink['record']>[0]) => this.meter.record(r),
+    };
+  }
+
+  private async reserveMemory(mb: number): Promise<boolean> {
+    while (!this.budget.tryReserve(mb)) {
+      const victim = this.lruIdle();
+      if (!victim) return this.budget.reserve(mb, this.opts.memoryWaitMs);
+      await victim.runner.retire(victim.inst);
+    }
+    return true;
+  }
+
+  private lruIdle(): { runner: FunctionRunner; inst: Instance } | undefined {
+    let best: { runner: FunctionRunner; inst: Instance } | undefined;
+    for (const runner of this.runners.values()) {
+      const inst = runner.oldestIdle();
+      if (inst && (!best || inst.lastUsed < best.inst.lastUsed)) best = { runner, inst };
+    }
+    return best;
+  }
+
+  private reap(): void {
+    const now = Date.now();
+    for (const [name, runner] of this.runners) {
+      runner.reap(now, this.opts.keepAliveMs);
+      if (runner.empty && !this.catalog.current(name)) this.runners.delete(name);
+    }
+  }
+}
