@@ -49,8 +49,6 @@ const MAX_LOG_BYTES = 64 * 1024;
 const READY_TIMEOUT_MS = 15_000;
 const MIN_LOAD_TIMEOUT_MS = 10_000;
 const MEMORY_SAMPLE_MS = 50;
-/** How far below the worker's own clock a runtime's reported duration may be. */
-const CLOCK_TOLERANCE_MS = 2;
 
 export class ChildRuntimeSandbox implements Sandbox {
   private child!: ChildProcess;
@@ -226,11 +224,8 @@ export class ChildRuntimeSandbox implements Sandbox {
         this.pending.delete(frame.id);
         clearTimeout(call.timer);
         if (this.pending.size === 0) this.stopSampler();
-        const measured = performance.now() - call.startedAt;
-        // Bill by the runtime's own clock around the handler, bounded by ours, so
-        // a tampered runtime can shave at most CLOCK_TOLERANCE_MS off a call.
-        const reported = typeof frame.ms === 'number' && Number.isFinite(frame.ms) ? frame.ms : measured;
-        const durationMs = Math.min(measured, Math.max(reported, measured - CLOCK_TOLERANCE_MS));
+        // Durations are the worker's own clock: code inside the sandbox could lie about its own.
+        const durationMs = performance.now() - call.startedAt;
         const logs = call.logs.join('');
         if (frame.ok) call.resolve({ ok: true, value: frame.value, durationMs, logs, maxMemoryBytes: this.peakMemory });
         else

@@ -146,6 +146,9 @@ function fatal(err: unknown): void {
 process.on('uncaughtException', fatal);
 process.on('unhandledRejection', fatal);
 
+// Stack traces point at the function's own sources (the bundle carries an inline map).
+process.setSourceMapsEnabled(true);
+
 capture('stdout');
 capture('stderr');
 
