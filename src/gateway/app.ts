@@ -1,5 +1,6 @@
 // The HTTP front of one node: invoke routes, the admin API, health and metrics.
 // Every error leaves as the contract's JSON shape with its status code.
+import type { IncomingMessage } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { LaminaError, isLaminaError } from '../errors.js';
 import type { InvocationStore } from '../metering/store.js';
@@ -42,6 +43,32 @@ function toLaminaError(err: unknown, limit: number): LaminaError {
   return new LaminaError('InternalError', e.message ?? 'internal error');
 }
 
+/** Most bytes read and discarded after a 413 so the client can finish sending; beyond it the connection is closed. */
+const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
+
+/** Reads and discards the rest of a request body; false if it was too long or too slow. */
+function drained(raw: IncomingMessage): Promise<boolean> {
+  if (raw.readableEnded) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    let seen = 0;
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      raw.removeListener('data', onData);
+      raw.removeListener('end', onEnd);
+      resolve(ok);
+    };
+    const onData = (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > MAX_DRAIN_BYTES) done(false);
+    };
+    const onEnd = () => done(true);
+    const timer = setTimeout(() => done(false), 10_000);
+    raw.on('data', onData);
+    raw.on('end', onEnd);
+    raw.resume();
+  });
+}
+
 export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: false,
@@ -52,11 +79,26 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     routerOptions: { ignoreTrailingSlash: true },
   });
 
+  // Once closing, every response closes its connection, so keep-alive clients
+  // do not hold the shutdown open until their idle timeout.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_req, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
+
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req: FastifyRequest, body: Buffer, done: (err: Error | null, body?: Buffer) => void) => done(null, body));
 
-  app.setErrorHandler((err, req, reply) => {
+  app.setErrorHandler(async (err, req, reply) => {
     const le = toLaminaError(err, req.url.startsWith('/api/') ? deps.deployLimitBytes : deps.payloadLimitBytes);
+    if (le.type === 'PayloadTooLarge' && (await drained(req.raw))) {
+      // The body was read to its end, so the connection can stay open and the
+      // client, still sending when the limit was hit, reads a clean 413.
+      reply.removeHeader('connection');
+    }
     if (le.type === 'InternalError') deps.log.error({ err }, 'request failed');
     const requestId = (req as FastifyRequest & { laminaRequestId?: string }).laminaRequestId;
     if (le.type === 'PayloadTooLarge') {

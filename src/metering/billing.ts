@@ -1,9 +1,10 @@
-// How a duration becomes a bill. Durations are billed in whole elapsed
-// milliseconds (sub-millisecond timer and scheduling jitter is not charged),
-// rounded up to the billing granularity, never less than one granule.
+// How a duration becomes a bill. A duration is first taken to the nearest whole
+// millisecond (the resolution of the runtimes' timers, so sub-millisecond
+// timer and scheduling jitter is neither charged nor credited), then rounded up
+// to the billing granularity, never less than one granule.
 
 export function billedMs(durationMs: number, granularityMs: number): number {
-  const whole = Math.max(1, Math.floor(durationMs));
+  const whole = Math.max(1, Math.round(durationMs));
   return Math.ceil(whole / granularityMs) * granularityMs;
 }
 

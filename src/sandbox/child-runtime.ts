@@ -13,13 +13,15 @@ export interface ChildLaunch {
   args: string[];
   env: Record<string, string>;
   cwd?: string;
+  /** Extra descriptors handed to the child as fd 4, 5, ... (e.g. a seccomp program); the caller closes its copies. */
+  extraFds?: number[];
 }
 
 export interface ChildHooks {
   /** Puts the version's code where the runtime will find it; returns the entry path as the runtime sees it. */
   placeCode(spec: LoadSpec): Promise<string>;
-  /** Current and peak memory of the sandbox, in bytes. */
-  memory(pid: number): Promise<{ current: number; peak: number }>;
+  /** Current and peak memory of the sandbox, in bytes, and its CPU time where the tier can tell. */
+  memory(pid: number): Promise<{ current: number; peak: number; cpuMs?: number }>;
   /** Enforce this RSS cap from userland (tiers without a kernel memory limit). */
   userlandMemoryLimitBytes?: (spec: LoadSpec) => number;
   /** True when the last death was the kernel's OOM killer or a heap-limit abort. */
@@ -49,6 +51,8 @@ const MAX_LOG_BYTES = 64 * 1024;
 const READY_TIMEOUT_MS = 15_000;
 const MIN_LOAD_TIMEOUT_MS = 10_000;
 const MEMORY_SAMPLE_MS = 50;
+/** How far below the worker's own measurement a runtime-reported duration may be. */
+const MAX_CLOCK_SKEW_MS = 5;
 
 export class ChildRuntimeSandbox implements Sandbox {
   private child!: ChildProcess;
@@ -67,6 +71,7 @@ export class ChildRuntimeSandbox implements Sandbox {
   private sampler: NodeJS.Timeout | undefined;
   private rssLimit = 0;
   private exited: Promise<void> | undefined;
+  private cleaned: Promise<void> | undefined;
   private deathHandled = false;
   private spec: LoadSpec | undefined;
 
@@ -92,7 +97,7 @@ export class ChildRuntimeSandbox implements Sandbox {
 
   /** Spawns the runtime and waits for its `ready` frame. */
   async start(launch: ChildLaunch): Promise<void> {
-    this.child = spawn(launch.command, launch.args, { env: launch.env, cwd: launch.cwd, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+    this.child = spawn(launch.command, launch.args, { env: launch.env, cwd: launch.cwd, stdio: ['ignore', 'pipe', 'pipe', 'pipe', ...(launch.extraFds ?? [])] });
     this.exited = new Promise((resolve) => {
       this.child.once('exit', () => resolve());
       this.child.once('error', () => resolve());
@@ -190,13 +195,17 @@ export class ChildRuntimeSandbox implements Sandbox {
 
   async stats(): Promise<SandboxStats> {
     if (this.dead || !this.child.pid) return { memoryBytes: 0, maxMemoryBytes: this.peakMemory };
-    const m = await this.hooks.memory(this.child.pid).catch(() => ({ current: 0, peak: 0 }));
+    const m: { current: number; peak: number; cpuMs?: number } = await this.hooks.memory(this.child.pid).catch(() => ({ current: 0, peak: 0 }));
     this.peakMemory = Math.max(this.peakMemory, m.peak, m.current);
-    return { memoryBytes: m.current, maxMemoryBytes: this.peakMemory };
+    return { memoryBytes: m.current, maxMemoryBytes: this.peakMemory, ...(m.cpuMs !== undefined ? { cpuMs: m.cpuMs } : {}) };
   }
 
   async destroy(): Promise<void> {
-    if (this.destroying) return this.exited;
+    // A second caller (or one after a death) also waits until everything is freed.
+    if (this.destroying) {
+      await this.exited;
+      return this.cleanup();
+    }
     this.destroying = true;
     if (!this.killReason) this.killReason = { type: 'SandboxCrashed', message: 'the sandbox was stopped' };
     this.stopSampler();
@@ -209,7 +218,12 @@ export class ChildRuntimeSandbox implements Sandbox {
       await this.exited;
     }
     this.dead = true;
-    await this.hooks.cleanup().catch(() => undefined);
+    await this.cleanup();
+  }
+
+  /** The tier's cleanup, run once, after the child is gone. */
+  private cleanup(): Promise<void> {
+    return (this.cleaned ??= this.hooks.cleanup().catch(() => undefined));
   }
 
   onDeath(listener: (reason: string) => void): void {
@@ -224,8 +238,12 @@ export class ChildRuntimeSandbox implements Sandbox {
         this.pending.delete(frame.id);
         clearTimeout(call.timer);
         if (this.pending.size === 0) this.stopSampler();
-        // Durations are the worker's own clock: code inside the sandbox could lie about its own.
-        const durationMs = performance.now() - call.startedAt;
+        // The runtime's clock around the handler is free of the worker's own scheduling
+        // delays, so it is what is billed; bounded by the worker's clock, since code in
+        // the sandbox could tamper with it, a lie can shave at most MAX_CLOCK_SKEW_MS.
+        const measured = performance.now() - call.startedAt;
+        const reported = typeof frame.ms === 'number' && Number.isFinite(frame.ms) ? frame.ms : measured;
+        const durationMs = Math.min(measured, Math.max(reported, measured - MAX_CLOCK_SKEW_MS));
         const logs = call.logs.join('');
         if (frame.ok) call.resolve({ ok: true, value: frame.value, durationMs, logs, maxMemoryBytes: this.peakMemory });
         else
@@ -317,7 +335,7 @@ export class ChildRuntimeSandbox implements Sandbox {
     this.pending.clear();
     if (!wasDestroying) {
       this.destroying = true;
-      await this.hooks.cleanup().catch(() => undefined);
+      await this.cleanup();
       for (const l of this.deathListeners) l(`${reason.type}: ${reason.message}`);
     }
   }

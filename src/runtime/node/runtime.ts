@@ -88,13 +88,15 @@ async function load(frame: { entry: string; handler: string; env: Record<string,
   }
 }
 
-async function invoke(frame: { id: string; event: unknown; context: { requestId: string; functionName: string; functionVersion: number; memoryLimitMb: number; deadlineMs: number; coldStart: boolean } }): Promise<void> {
+async function invoke(arrived: number, frame: { id: string; event: unknown; context: { requestId: string; functionName: string; functionVersion: number; memoryLimitMb: number; deadlineMs: number; coldStart: boolean } }): Promise<void> {
   const c = frame.context;
   const context = {
     ...c,
     getRemainingTimeInMillis: () => Math.max(0, c.deadlineMs - Date.now()),
   };
-  const started = performance.now();
+  // Measured from the frame's arrival: timers the handler sets count from the
+  // same event-loop tick, so a 120 ms sleep measures 120 ms, not a hair less.
+  const started = arrived;
   await currentCall.run({ id: frame.id, logBytes: 0 }, async () => {
     let reply: object;
     try {
@@ -118,7 +120,7 @@ async function invoke(frame: { id: string; event: unknown; context: { requestId:
   });
 }
 
-function onFrame(line: string): void {
+function onFrame(line: string, arrived: number): void {
   let frame: { t: string } & Record<string, unknown>;
   try {
     frame = JSON.parse(line);
@@ -127,7 +129,7 @@ function onFrame(line: string): void {
   }
   if (frame.t === 'invoke') {
     if (!handler) send({ t: 'result', id: frame.id, ok: false, error: { type: 'HandlerError', message: 'runtime not loaded' } });
-    else void invoke(frame as never);
+    else void invoke(arrived, frame as never);
   } else if (frame.t === 'load') {
     void load(frame as never);
   }
@@ -157,6 +159,7 @@ capture('stderr');
 let pending: string[] = [];
 channel.setEncoding('utf8');
 channel.on('data', (chunk: string) => {
+  const arrived = performance.now();
   let start = 0;
   let nl = chunk.indexOf('\n');
   while (nl !== -1) {
@@ -166,7 +169,7 @@ channel.on('data', (chunk: string) => {
       line = pending.join('');
       pending = [];
     }
-    if (line) onFrame(line);
+    if (line) onFrame(line, arrived);
     start = nl + 1;
     nl = chunk.indexOf('\n', start);
   }
