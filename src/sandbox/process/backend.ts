@@ -65,6 +65,7 @@ export class ProcessBackend implements SandboxBackend {
       '--experimental-permission',
       `--allow-fs-read=${runtime}`,
       `--allow-fs-read=${codeDir}/`,
+      `--allow-fs-read=${tmpDir}/`,
       `--allow-fs-write=${tmpDir}/`,
       `--max-old-space-size=${shape.memoryMb}`,
       '--disable-warning=ExperimentalWarning',
