@@ -1,14 +1,19 @@
 // Turns a function's source dir into runnable code in an output dir.
 // node: one esbuild bundle, index.mjs, that always exports the handler under
 // its manifest name and as default, whatever style the source used.
+// node with "sandbox": "isolate": one browser-platform script, isolate.js, that
+// leaves the handler on `__laminaUser.default`; Node built-ins are refused.
+// "auto" gets both, isolate.js only when the code needs no Node built-ins.
 // python: the .py files as they are.
 import fs from 'node:fs/promises';
+import { builtinModules } from 'node:module';
 import path from 'node:path';
 import * as esbuild from 'esbuild';
 import { LaminaError } from '../errors.js';
 import type { Manifest } from './types.js';
 
 export const NODE_CODE_ENTRY = 'index.mjs';
+export const ISOLATE_CODE_ENTRY = 'isolate.js';
 
 export interface CompiledCode {
   /** File inside the output dir that the runtime loads. */
@@ -27,7 +32,12 @@ export async function compileFunction(
   outDir: string,
 ): Promise<CompiledCode> {
   if (manifest.runtime === 'python') return copyPython(srcDir, manifest, files, outDir);
-  return bundleNode(srcDir, manifest, outDir);
+  if (manifest.sandbox === 'isolate') return bundleIsolate(srcDir, manifest, outDir);
+  const compiled = await bundleNode(srcDir, manifest, outDir);
+  // "auto" means isolate on a worker started with --sandbox isolate: keep an
+  // isolate build beside the node one whenever the code allows it.
+  if (manifest.sandbox === 'auto') await bundleIsolate(srcDir, manifest, outDir).catch(() => undefined);
+  return compiled;
 }
 
 // CommonJS code inside an ESM bundle calls require() for built-ins; esbuild's
@@ -122,6 +132,92 @@ async function bundleNode(srcDir: string, manifest: Manifest, outDir: string): P
   if (!out) throw new LaminaError('InternalError', 'esbuild produced no output');
   await fs.writeFile(path.join(outDir, NODE_CODE_ENTRY), out.contents);
   return { codeEntry: NODE_CODE_ENTRY };
+}
+
+const NO_BUILTINS = 'isolates have no Node built-ins; use "sandbox": "process" or "container" for this function';
+const NODE_BUILTINS = new Set(builtinModules);
+/** Node globals an isolate lacks, looked for in the function's own files (require is resolved by bundling). */
+const NODE_GLOBALS = ['process', 'Buffer', '__dirname', '__filename'];
+const NODE_ENV_DEFINE = { 'process.env.NODE_ENV': '"production"' };
+
+function loaderFor(file: string): esbuild.Loader {
+  const ext = path.extname(file);
+  return ext === '.tsx' ? 'tsx' : ext === '.jsx' ? 'jsx' : /^\.[cm]?ts$/.test(ext) ? 'ts' : 'js';
+}
+
+/** The first Node global `source` uses unguarded (a `typeof X` check means it copes without), or undefined. */
+async function nodeGlobalUsed(source: string, loader: esbuild.Loader): Promise<string | undefined> {
+  let code: string;
+  try {
+    // define replaces only unbound references, so a local named `process` is not flagged.
+    const define = { ...NODE_ENV_DEFINE, ...Object.fromEntries(NODE_GLOBALS.map((n) => [n, `__laminaNodeGlobal_${n}`])) };
+    ({ code } = await esbuild.transform(source, { loader, define, logLevel: 'silent' }));
+  } catch {
+    return undefined; // a syntax error: the bundle step reports it with its location
+  }
+  return NODE_GLOBALS.find((n) => code.includes(`__laminaNodeGlobal_${n}`) && !code.includes(`typeof __laminaNodeGlobal_${n}`));
+}
+
+/** Refuses Node built-in imports anywhere, and Node globals in the function's own files. */
+function noNode(root: string): esbuild.Plugin {
+  return {
+    name: 'lamina-no-node',
+    setup(build) {
+      build.onResolve({ filter: /^[^./]/ }, async (args) => {
+        if ((args.pluginData as { laminaProbe?: boolean } | undefined)?.laminaProbe) return undefined;
+        const prefixed = args.path.startsWith('node:');
+        if (!prefixed && !NODE_BUILTINS.has(args.path) && !NODE_BUILTINS.has(args.path.split('/')[0]!)) return undefined;
+        if (!prefixed) {
+          // A package of that name installed with the function (a browser polyfill such as "events") is fine.
+          const r = await build.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: { laminaProbe: true } });
+          if (r.errors.length === 0 && r.path) return { path: r.path, namespace: r.namespace, external: r.external, sideEffects: r.sideEffects };
+        }
+        return { errors: [{ text: `imports the Node built-in "${args.path}": ${NO_BUILTINS}` }] };
+      });
+      build.onLoad({ filter: /\.[cm]?[jt]sx?$/ }, async (args) => {
+        if (args.namespace !== 'file' || args.path.split(path.sep).includes('node_modules')) return undefined;
+        const source = await fs.readFile(args.path, 'utf8');
+        const name = await nodeGlobalUsed(source, loaderFor(args.path));
+        if (!name) return undefined;
+        const lines = source.split('\n');
+        const line = lines.findIndex((l) => new RegExp(`\\b${name}\\b`).test(l));
+        return {
+          errors: [{
+            text: `uses the Node global "${name}": isolates have no Node globals (process, Buffer, require, __dirname); use "sandbox": "process" or "container" for this function`,
+            location: { file: path.relative(root, args.path).split(path.sep).join('/'), line: line + 1, column: Math.max(0, lines[line]?.search(new RegExp(`\\b${name}\\b`)) ?? 0) },
+          }],
+        };
+      });
+    },
+  };
+}
+
+async function bundleIsolate(srcDir: string, manifest: Manifest, outDir: string): Promise<CompiledCode> {
+  const root = await fs.realpath(srcDir);
+  let result: esbuild.BuildResult<{ write: false }>;
+  try {
+    result = await esbuild.build({
+      stdin: { contents: wrapperSource(manifest.entry, manifest.handler), resolveDir: root, sourcefile: '<lamina-entry>', loader: 'js' },
+      absWorkingDir: root,
+      outfile: path.join(root, ISOLATE_CODE_ENTRY),
+      write: false,
+      bundle: true,
+      // browser: packages' browser builds, which avoid Node APIs; an IIFE runs as a plain script in a V8 context.
+      platform: 'browser',
+      target: 'es2022',
+      format: 'iife',
+      globalName: '__laminaUser',
+      define: NODE_ENV_DEFINE,
+      logLevel: 'silent',
+      plugins: [confineTo(root), noNode(root)],
+    });
+  } catch (err) {
+    throw new LaminaError('InvalidFunction', `compile error: ${formatBuildError(err)}`);
+  }
+  const out = result.outputFiles[0];
+  if (!out) throw new LaminaError('InternalError', 'esbuild produced no output');
+  await fs.writeFile(path.join(outDir, ISOLATE_CODE_ENTRY), out.contents);
+  return { codeEntry: ISOLATE_CODE_ENTRY };
 }
 
 async function copyPython(

@@ -68,11 +68,16 @@ test('at 1 ms granularity a 120 ms call bills 120-121 ms', async () => {
   try {
     await deployCode(s, 'timed', TIMED);
     await invoke(s, 'timed', { ms: 1 });
-    for (const spin of [false, true]) {
-      const r = await invoke(s, 'timed', { ms: 120, spin });
-      const billed = Number(r.headers.get('x-lamina-billed-ms'));
-      assert.ok(billed >= 120 && billed <= 121, `billed ${billed} for duration ${r.headers.get('x-lamina-duration-ms')} (spin ${spin})`);
-    }
+    // A busy 120 ms call: its duration does not depend on timer or scheduler jitter.
+    const spun = await invoke(s, 'timed', { ms: 120, spin: true });
+    const billed = Number(spun.headers.get('x-lamina-billed-ms'));
+    assert.ok(billed >= 120 && billed <= 121, `billed ${billed} for duration ${spun.headers.get('x-lamina-duration-ms')}`);
+    // A 120 ms sleep: the timer may fire a little late on a loaded machine, so
+    // check the rule (nearest ms) rather than the clock.
+    const slept = await invoke(s, 'timed', { ms: 120 });
+    const duration = Number(slept.headers.get('x-lamina-duration-ms'));
+    assert.ok(duration >= 119, `duration ${duration}`);
+    assert.equal(Number(slept.headers.get('x-lamina-billed-ms')), Math.round(duration));
   } finally {
     await s.stop();
   }

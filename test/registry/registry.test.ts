@@ -49,7 +49,9 @@ test('deployDir stores a runnable, read-only version and makes it current', asyn
     assert.equal(fn.codeDir, path.join(dataDir, 'code', fn.codeHash));
     assert.equal(fn.codeEntry, 'index.mjs');
     assert.equal(fn.manifest.memoryMb, 256);
-    assert.equal(fn.sizeBytes, fs.statSync(path.join(fn.codeDir, 'index.mjs')).size);
+    // index.mjs for the node tiers, isolate.js for a worker whose auto tier is isolate.
+    assert.deepEqual(fs.readdirSync(fn.codeDir).sort(), ['index.mjs', 'isolate.js']);
+    assert.equal(fn.sizeBytes, ['index.mjs', 'isolate.js'].reduce((n, f) => n + fs.statSync(path.join(fn.codeDir, f)).size, 0));
     assert.deepEqual(events, [fn]);
     assert.equal(reg.current('hello'), fn);
 

@@ -1,0 +1,161 @@
+// The `isolate` tier: each sandbox is a V8 isolate (isolated-vm) with its own
+// heap limit, running JavaScript without Node's built-ins. Isolates live in
+// helper "isolate host" processes, one per function (plus one pre-started
+// spare), never in the server: a single oversized allocation makes V8 abort
+// the process holding the isolate, so a host can die, the server cannot; and
+// a function's bomb only takes its own instances down. Hosts get the process
+// tier's confinement: clean environment, Node's permission model (reads: the
+// host's own files; no writes, child processes or workers), and as root their
+// own uid and, without network, an empty network namespace.
+import path from 'node:path';
+import { detectProcessIsolation, type ProcessIsolation } from '../process/backend.js';
+import type { RunDir } from '../run-dir.js';
+import type { LoadSpec, RuntimeName, Sandbox, SandboxBackend, SandboxShape } from '../types.js';
+import { buildHostFiles, type HostFiles } from './build.js';
+import { HostProcess } from './host-process.js';
+import { IsolateSandbox, type HostBroker } from './sandbox.js';
+
+/** Host uids, apart from the process (200000+) and container (300000+) ranges, so tiers cannot signal each other. */
+const UID_BASE = 400_000;
+const UID_SPAN = 100_000;
+
+export interface IsolateBackendOptions {
+  isolation?: ProcessIsolation;
+  /** How long a host with no isolates lives on (ms). */
+  hostIdleMs?: number;
+  /** Keep one started host per network mode ready for the next function. */
+  spareHosts?: boolean;
+}
+
+export class IsolateBackend implements SandboxBackend, HostBroker {
+  readonly tier = 'isolate' as const;
+  private files: Promise<HostFiles> | undefined;
+  private readonly hosts = new Map<string, Promise<HostProcess>>();
+  private readonly spares = new Map<boolean, Promise<HostProcess>>();
+  private readonly all = new Set<HostProcess>();
+  private readonly isolation: ProcessIsolation;
+  private seq = 0;
+  private hostSeq = 0;
+  private closed = false;
+
+  constructor(
+    private readonly runDir: RunDir,
+    private readonly log: (msg: string) => void = () => undefined,
+    private readonly opts: IsolateBackendOptions = {},
+  ) {
+    this.isolation = opts.isolation ?? detectProcessIsolation();
+  }
+
+  async probe(): Promise<{ ok: boolean; reason: string }> {
+    try {
+      const files = await this.hostFiles();
+      const host = await this.spawnHost(false);
+      const r = await host.request({ t: 'load', iso: 'probe', memoryMb: 8, timeoutMs: 1000, network: false, code: 'var __laminaUser = { default: () => 42 };', filename: 'probe.js', fn: { name: 'probe', version: 0, env: {} } });
+      await host.stop();
+      if (r.t !== 'ok') return { ok: false, reason: `isolated-vm cannot create an isolate here: ${'message' in r ? r.message : r.t}` };
+      const extras = this.isolation.dropPrivileges ? 'per-host uid and network namespace' : 'no uid or network separation (not root)';
+      return { ok: true, reason: `V8 isolates (isolated-vm ${files.ivmVersion}) in a helper process per function, ${extras}` };
+    } catch (err) {
+      return { ok: false, reason: (err as Error).message };
+    }
+  }
+
+  supports(runtime: RuntimeName): boolean {
+    return runtime === 'node';
+  }
+
+  async create(shape: SandboxShape): Promise<Sandbox> {
+    if (this.opts.spareHosts !== false) this.spare(shape.network);
+    return new IsolateSandbox(`i${(this.seq++).toString(36)}-${process.pid.toString(36)}`, shape, this);
+  }
+
+  /** Running hosts (spares have no key), for metrics and tests. */
+  hostInfo(): { key: string | undefined; pid: number | undefined; isolates: number }[] {
+    return [...this.all].map((h) => ({ key: h.key, pid: h.pid, isolates: h.size }));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.all].map((h) => h.stop()));
+  }
+
+  /** HostBroker: the host of this function, started (or taken from the spares) on first need. */
+  hostFor(spec: LoadSpec): Promise<HostProcess> {
+    const key = `${spec.functionName}:${spec.network ? 'net' : 'nonet'}`;
+    let host = this.hosts.get(key);
+    if (!host) {
+      const spare = this.spares.get(spec.network);
+      this.spares.delete(spec.network);
+      // A spare that failed or died since is replaced by a fresh start.
+      const spared = spare?.then((h) => (h.alive ? h : undefined)).catch(() => undefined) ?? Promise.resolve(undefined);
+      host = spared.then(async (ready) => {
+        const h = ready ?? (await this.spawnHost(spec.network));
+        h.key = key;
+        h.onExited(() => {
+          if (this.hosts.get(key) === host) this.hosts.delete(key);
+        });
+        return h;
+      });
+      this.hosts.set(key, host);
+      host.catch(() => this.hosts.get(key) === host && this.hosts.delete(key));
+      if (this.opts.spareHosts !== false) this.spare(spec.network);
+    }
+    return host.then((h) => {
+      clearTimeout(h.idleTimer);
+      h.idleTimer = undefined;
+      return h;
+    });
+  }
+
+  /** HostBroker: an isolate left this host; an empty host is stopped after a while. */
+  released(host: HostProcess): void {
+    if (host.size > 0 || !host.alive || host.idleTimer) return;
+    host.idleTimer = setTimeout(() => {
+      host.idleTimer = undefined;
+      if (host.size === 0) {
+        if (host.key && this.hosts.has(host.key)) this.hosts.delete(host.key);
+        void host.stop();
+      }
+    }, this.opts.hostIdleMs ?? 30_000);
+    host.idleTimer.unref();
+  }
+
+  private spare(network: boolean): void {
+    if (this.closed || this.spares.has(network)) return;
+    const p = this.spawnHost(network);
+    p.catch((err: Error) => {
+      this.log(`isolate: could not pre-start a host: ${err.message}`);
+      if (this.spares.get(network) === p) this.spares.delete(network);
+    });
+    this.spares.set(network, p);
+  }
+
+  private hostFiles(): Promise<HostFiles> {
+    this.files ??= buildHostFiles(path.join(this.runDir.root, 'isolate-host'));
+    return this.files;
+  }
+
+  private async spawnHost(network: boolean): Promise<HostProcess> {
+    if (this.closed) throw new Error('the isolate backend is closed');
+    const files = await this.hostFiles();
+    // --no-node-snapshot: isolated-vm's README requires it on Node 20+; only hosts need it.
+    const nodeArgs = ['--no-node-snapshot', '--experimental-permission', `--allow-fs-read=${files.dir}/`, '--allow-addons', '--disable-warning=ExperimentalWarning', '--disable-warning=SecurityWarning', files.program];
+    let command = process.execPath;
+    let args = nodeArgs;
+    if (this.isolation.dropPrivileges) {
+      const uid = UID_BASE + (this.hostSeq++ % UID_SPAN);
+      const setpriv = ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--pdeathsig=KILL', '--', process.execPath, ...nodeArgs];
+      const netns = !network && this.isolation.isolateNetwork;
+      command = netns ? 'unshare' : 'setpriv';
+      args = netns ? ['--net', '--', ...setpriv] : setpriv.slice(1);
+    }
+    const host = await HostProcess.start(command, args, files.dir);
+    this.all.add(host);
+    host.onExited(() => this.all.delete(host));
+    if (this.closed) {
+      await host.stop();
+      throw new Error('the isolate backend is closed');
+    }
+    return host;
+  }
+}

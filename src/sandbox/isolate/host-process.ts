@@ -1,0 +1,147 @@
+// The server's handle on one isolate host process: spawn, request/reply over
+// fd 3, events routed to the isolates' sandboxes, and what its death means.
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Duplex } from 'node:stream';
+import { LineChannel } from './lines.js';
+import type { BackendFrame, FailureKind, HostFrame } from './protocol.js';
+
+type Request = BackendFrame extends infer F ? (F extends { q: number } ? Omit<F, 'q'> : never) : never;
+export type Reply = Extract<HostFrame, { q: number }>;
+
+/** What a host tells the sandbox of one of its isolates. */
+export interface IsolateListener {
+  log(callId: string | null, data: string): void;
+  /** The isolate (or its whole host) ended outside the sandbox's own doing. */
+  ended(kind: FailureKind, message: string): void;
+}
+
+const READY_TIMEOUT_MS = 10_000;
+/** V8's fatal out-of-memory reports: one allocation larger than an isolate's heap limit aborts the host. */
+const OOM_RE = /is_heap_oom = 1|Reached heap limit|heap out of memory|CALL_AND_RETRY_LAST|invalid size error|Allocation failed/i;
+
+export class HostProcess {
+  /** The function this host serves (`name:net`), once assigned. */
+  key: string | undefined;
+  idleTimer: NodeJS.Timeout | undefined;
+  private readonly child: ChildProcess;
+  private readonly channel: LineChannel<HostFrame, BackendFrame>;
+  private readonly replies = new Map<number, (f: Reply) => void>();
+  private readonly isolates = new Map<string, IsolateListener>();
+  private seq = 0;
+  private outputTail = '';
+  private death: { kind: FailureKind; message: string } | undefined;
+  private readyWaiter: ((err?: Error) => void) | undefined;
+  private readonly exited: Promise<void>;
+  private exitListeners: (() => void)[] = [];
+
+  private constructor(command: string, args: string[], cwd: string) {
+    this.child = spawn(command, args, { env: {}, cwd, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+    this.exited = new Promise((resolve) => {
+      this.child.once('close', () => resolve());
+      this.child.once('error', () => resolve());
+    });
+    const tail = (b: Buffer) => (this.outputTail = (this.outputTail + b.toString('utf8')).slice(-8192));
+    this.child.stdout!.on('data', tail);
+    this.child.stderr!.on('data', tail);
+    this.child.on('error', (err) => this.onExit(`could not start: ${err.message}`));
+    // 'close' rather than 'exit': by then all its output (V8's report of a fatal error) has arrived.
+    this.child.on('close', (code, signal) => this.onExit(signal ? `was killed by ${signal}` : `exited with code ${code}`));
+    this.channel = new LineChannel<HostFrame, BackendFrame>(this.child.stdio[3] as Duplex, (f) => this.onFrame(f), () => this.kill());
+  }
+
+  static async start(command: string, args: string[], cwd: string): Promise<HostProcess> {
+    const host = new HostProcess(command, args, cwd);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => host.readyWaiter?.(new Error('the isolate host did not start in time')), READY_TIMEOUT_MS);
+      host.readyWaiter = (err) => {
+        clearTimeout(timer);
+        host.readyWaiter = undefined;
+        if (err) reject(err);
+        else resolve();
+      };
+    }).catch(async (err: Error) => {
+      host.kill();
+      await host.exited;
+      throw err;
+    });
+    return host;
+  }
+
+  get alive(): boolean {
+    return this.death === undefined;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** Isolates attached to this host. */
+  get size(): number {
+    return this.isolates.size;
+  }
+
+  /** Sends a request; a dead host answers every request with why it died. */
+  request(frame: Request): Promise<Reply> {
+    if (this.death) return Promise.resolve({ t: 'fail', q: -1, ...this.death });
+    const q = ++this.seq;
+    return new Promise((resolve) => {
+      this.replies.set(q, resolve);
+      this.channel.send({ ...frame, q } as BackendFrame);
+    });
+  }
+
+  attach(iso: string, listener: IsolateListener): void {
+    this.isolates.set(iso, listener);
+  }
+
+  detach(iso: string): void {
+    this.isolates.delete(iso);
+  }
+
+  onExited(listener: () => void): void {
+    this.exitListeners.push(listener);
+  }
+
+  kill(): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+  }
+
+  async stop(): Promise<void> {
+    this.kill();
+    await this.exited;
+  }
+
+  private onFrame(f: HostFrame): void {
+    switch (f.t) {
+      case 'ready':
+        return this.readyWaiter?.();
+      case 'log':
+        return this.isolates.get(f.iso)?.log(f.id, f.data);
+      case 'dead': {
+        const l = this.isolates.get(f.iso);
+        this.isolates.delete(f.iso);
+        return l?.ended(f.kind, f.message);
+      }
+      default: {
+        const reply = this.replies.get(f.q);
+        this.replies.delete(f.q);
+        reply?.(f);
+      }
+    }
+  }
+
+  private onExit(how: string): void {
+    if (this.death) return;
+    const tail = this.outputTail.trim();
+    this.death = OOM_RE.test(tail)
+      ? { kind: 'memory', message: 'an isolate of this function made an allocation larger than its memory limit, which ends its whole isolate host (every call in flight there fails)' }
+      : { kind: 'crash', message: `the isolate host ${how}${tail ? `: ${tail.split('\n').slice(-3).join(' | ')}` : ''}` };
+    this.readyWaiter?.(new Error(this.death.message));
+    for (const reply of this.replies.values()) reply({ t: 'fail', q: -1, ...this.death });
+    this.replies.clear();
+    const listeners = [...this.isolates.values()];
+    this.isolates.clear();
+    for (const l of listeners) l.ended(this.death.kind, this.death.message);
+    for (const l of this.exitListeners) l();
+  }
+}

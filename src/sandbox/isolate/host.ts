@@ -1,0 +1,249 @@
+// The isolate host: a helper process that holds the V8 isolates of one function
+// (many per process, each with its own heap limit) and runs their calls. It is
+// a separate process because one oversized allocation in an isolate makes V8
+// abort the whole process that hosts it; see docs/architecture.md. Bundled
+// alone at server start (build.ts); it imports node:* and isolated-vm's addon,
+// copied next to it, and speaks protocol.ts on fd 3.
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type IVM from 'isolated-vm';
+import { hostFetch } from './host-fetch.js';
+import { LineChannel } from './lines.js';
+import type { BackendFrame, FailureKind, HostFrame, InvokeFrame, IsoStats, LoadFrame } from './protocol.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const ivm = (createRequire(import.meta.url)(path.join(here, 'isolated_vm.node')) as { ivm: typeof IVM }).ivm;
+const PRELUDE = readFileSync(path.join(here, 'prelude.js'), 'utf8');
+const MAX_LOG_CHUNK = 64 * 1024;
+const MAX_URL_LENGTH = 1 << 20;
+const URL_PARTS = ['href', 'origin', 'protocol', 'username', 'password', 'host', 'hostname', 'port', 'pathname', 'search', 'hash'] as const;
+const URL_SETTABLE = new Set<string>(URL_PARTS.filter((p) => p !== 'origin'));
+
+interface Iso {
+  id: string;
+  isolate: IVM.Isolate;
+  memoryBytes: number;
+  timeoutMs: number;
+  invoke?: IVM.Reference;
+  fire?: IVM.Reference;
+  timers: Map<number, NodeJS.Timeout>;
+  /** Timers that came due while no call was in flight; they fire when the next call starts. */
+  due: number[];
+  inflight: Set<string>;
+  /** Log bytes outside any call since the last call began. */
+  looseLogBytes: number;
+  last: IsoStats;
+  /** Set when the host ended the isolate on purpose, so failures that follow are named by it. */
+  death?: { kind: FailureKind; message: string };
+}
+
+const isos = new Map<string, Iso>();
+let preludeCache: IVM.ExternalCopy<ArrayBuffer> | undefined;
+const channel = new LineChannel<BackendFrame, HostFrame>(new net.Socket({ fd: 3, readable: true, writable: true }), onFrame, () => process.exit(0));
+const send = (f: HostFrame) => channel.send(f);
+
+function urlParts(u: URL): string {
+  return JSON.stringify(Object.fromEntries(URL_PARTS.map((p) => [p, u[p]])));
+}
+
+/** Host functions the prelude takes off the global object. Their arguments come from untrusted code. */
+function installBridges(iso: Iso, jail: IVM.Reference, network: boolean): void {
+  jail.setSync('__lh_log', new ivm.Callback((call: unknown, text: unknown) => {
+    if (typeof text !== 'string') return;
+    const inCall = typeof call === 'string' && iso.inflight.has(call);
+    if (!inCall) {
+      if (iso.looseLogBytes >= MAX_LOG_CHUNK) return;
+      iso.looseLogBytes += text.length;
+    }
+    send({ t: 'log', iso: iso.id, id: inCall ? (call as string) : null, data: text.slice(0, MAX_LOG_CHUNK) });
+  }));
+  jail.setSync('__lh_timer', new ivm.Callback((tid: unknown, ms: unknown) => setTimer(iso, Number(tid), Number(ms))));
+  jail.setSync('__lh_clear', new ivm.Callback((tid: unknown) => {
+    clearTimeout(iso.timers.get(Number(tid)));
+    iso.timers.delete(Number(tid));
+  }));
+  jail.setSync('__lh_random', new ivm.Callback((n: unknown) => {
+    const size = Number(n);
+    if (!Number.isInteger(size) || size < 0 || size > 65536) throw new RangeError('random: 0 to 65536 bytes');
+    return randomBytes(size).toString('latin1');
+  }));
+  jail.setSync('__lh_url', new ivm.Callback((input: unknown, base: unknown) => {
+    if (typeof input !== 'string' || input.length > MAX_URL_LENGTH || (base !== undefined && typeof base !== 'string')) return '';
+    try {
+      return urlParts(new URL(input, base as string | undefined));
+    } catch {
+      return '';
+    }
+  }));
+  jail.setSync('__lh_urlset', new ivm.Callback((href: unknown, part: unknown, value: unknown) => {
+    if (typeof href !== 'string' || typeof part !== 'string' || !URL_SETTABLE.has(part) || typeof value !== 'string' || value.length > MAX_URL_LENGTH) return '';
+    try {
+      const u = new URL(href);
+      (u as unknown as Record<string, string>)[part] = value;
+      return urlParts(u);
+    } catch {
+      return '';
+    }
+  }));
+  if (network) jail.setSync('__lh_fetch', new ivm.Reference(hostFetch));
+}
+
+function setTimer(iso: Iso, tid: number, ms: number): void {
+  if (!Number.isSafeInteger(tid) || !(ms >= 0)) return;
+  clearTimeout(iso.timers.get(tid));
+  const t = setTimeout(() => {
+    iso.timers.delete(tid);
+    if (iso.inflight.size > 0) fireTimer(iso, tid);
+    else iso.due.push(tid);
+  }, Math.min(ms, 2 ** 31 - 1));
+  iso.timers.set(tid, t);
+}
+
+function fireTimer(iso: Iso, tid: number): void {
+  // Bounded on its own: a call's deadline is enforced by the backend, but a
+  // callback must not spin forever after its call ended.
+  iso.fire?.apply(undefined, [tid], { timeout: iso.timeoutMs }).catch((err: unknown) => {
+    const kind = classify(iso, err);
+    if (kind === 'handler') return;
+    const message = kind === 'timeout' ? `a timer callback ran longer than ${iso.timeoutMs} ms` : errorText(err);
+    end(iso, kind, message);
+  });
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Names a failure that came out of isolated-vm. */
+function classify(iso: Iso, err: unknown): FailureKind {
+  if (iso.death) return iso.death.kind;
+  const msg = errorText(err);
+  if (/memory limit|Array buffer allocation failed/i.test(msg)) return 'memory';
+  if (/Script execution timed out/.test(msg)) return 'timeout';
+  if (iso.isolate.isDisposed) return 'crash';
+  return 'handler';
+}
+
+function failureMessage(iso: Iso, kind: FailureKind, err: unknown): string {
+  if (iso.death) return iso.death.message;
+  if (kind === 'memory') return `the isolate exceeded its memory limit of ${iso.memoryBytes / 1048576} MB`;
+  if (kind === 'timeout') return `the code ran longer than ${iso.timeoutMs} ms`;
+  return errorText(err);
+}
+
+/** Ends an isolate for good and tells the backend, unless the backend asked for it. */
+function end(iso: Iso, kind: FailureKind, message: string, quiet = false): void {
+  if (iso.death) return;
+  iso.death = { kind, message };
+  if (kind === 'memory') iso.last.peak = Math.max(iso.last.peak, iso.memoryBytes);
+  for (const t of iso.timers.values()) clearTimeout(t);
+  iso.timers.clear();
+  iso.due = [];
+  try {
+    iso.isolate.dispose();
+  } catch {
+    /* already disposed (isolated-vm does it itself on a memory overrun) */
+  }
+  isos.delete(iso.id);
+  if (!quiet) send({ t: 'dead', iso: iso.id, kind, message });
+}
+
+/** Heap numbers need the isolate idle (the async call waits for it); a busy one reports its last sample. */
+async function sample(iso: Iso): Promise<IsoStats> {
+  iso.last.cpuMs = Number(iso.isolate.cpuTime) / 1e6;
+  if (iso.inflight.size > 0 || iso.death) return { ...iso.last };
+  try {
+    const h = await iso.isolate.getHeapStatistics();
+    iso.last.used = h.used_heap_size + h.externally_allocated_size;
+    iso.last.peak = Math.max(iso.last.peak, iso.last.used);
+  } catch {
+    /* disposed meanwhile */
+  }
+  return { ...iso.last };
+}
+
+async function load(f: LoadFrame): Promise<void> {
+  const memoryMb = Math.max(8, f.memoryMb);
+  const isolate = new ivm.Isolate({ memoryLimit: memoryMb });
+  const iso: Iso = { id: f.iso, isolate, memoryBytes: memoryMb * 1048576, timeoutMs: f.timeoutMs, timers: new Map(), due: [], inflight: new Set(), looseLogBytes: 0, last: { used: 0, peak: 0, cpuMs: 0 } };
+  isos.set(f.iso, iso);
+  try {
+    // The isolate is new and runs nothing yet, so the quick sync calls cannot block.
+    const context = isolate.createContextSync();
+    installBridges(iso, context.global, f.network);
+    const prelude = isolate.compileScriptSync(PRELUDE, { filename: 'lamina:prelude', cachedData: preludeCache, produceCachedData: !preludeCache }) as IVM.Script & IVM.CachedDataResult;
+    if (!preludeCache && prelude.cachedData) preludeCache = prelude.cachedData;
+    prelude.runSync(context, { timeout: 5000 });
+    const take = (name: string): IVM.Reference => {
+      const ref = context.global.getSync(name, { reference: true }) as IVM.Reference;
+      context.global.deleteSync(name);
+      return ref;
+    };
+    const boot = take('__laminaBoot');
+    iso.invoke = take('__laminaInvoke');
+    iso.fire = take('__laminaFire');
+    const script = await isolate.compileScript(f.code, { filename: f.filename });
+    await script.run(context, { timeout: f.timeoutMs });
+    await boot.apply(undefined, [JSON.stringify(f.fn.env)], { timeout: 1000 });
+    send({ t: 'ok', q: f.q, stats: await sample(iso) });
+  } catch (err) {
+    const kind = classify(iso, err);
+    const message = failureMessage(iso, kind, err);
+    end(iso, kind, message, true);
+    send({ t: 'fail', q: f.q, kind, message, stack: kind === 'handler' && err instanceof Error ? err.stack : undefined });
+  }
+}
+
+async function invoke(f: InvokeFrame): Promise<void> {
+  const iso = isos.get(f.iso);
+  if (!iso?.invoke) return send({ t: 'fail', q: f.q, kind: 'crash', message: 'the isolate is gone' });
+  if (iso.inflight.size === 0) iso.looseLogBytes = 0;
+  iso.inflight.add(f.id);
+  const done = iso.invoke.apply(undefined, [f.id, f.event, JSON.stringify(f.context)], { result: { promise: true, copy: true } }) as Promise<string>;
+  for (const tid of iso.due.splice(0)) fireTimer(iso, tid);
+  let out: string;
+  try {
+    out = await done;
+  } catch (err) {
+    iso.inflight.delete(f.id);
+    const kind = classify(iso, err);
+    const message = failureMessage(iso, kind, err);
+    end(iso, kind === 'handler' ? 'crash' : kind, message, true);
+    return send({ t: 'fail', q: f.q, kind: kind === 'handler' ? 'crash' : kind, message, stats: { ...iso.last } });
+  }
+  iso.inflight.delete(f.id);
+  if (out[0] === 'o') return send({ t: 'result', q: f.q, value: out.slice(1), stats: await sample(iso) });
+  const e = JSON.parse(out.slice(1)) as { name: string; message: string; stack?: string };
+  if (e.name === 'RangeError' && /Array buffer allocation failed/.test(e.message)) {
+    // An allocation the heap limit refused: the call failed for memory, as on the other tiers.
+    const message = `the isolate exceeded its memory limit of ${iso.memoryBytes / 1048576} MB (${e.message})`;
+    end(iso, 'memory', message, true);
+    return send({ t: 'fail', q: f.q, kind: 'memory', message, stats: { ...iso.last, peak: iso.memoryBytes } });
+  }
+  send({ t: 'fail', q: f.q, kind: 'handler', message: e.message, stack: e.stack, stats: await sample(iso) });
+}
+
+function onFrame(f: BackendFrame): void {
+  switch (f.t) {
+    case 'load':
+      return void load(f);
+    case 'invoke':
+      return void invoke(f);
+    case 'stats': {
+      const iso = isos.get(f.iso);
+      if (!iso) return send({ t: 'ok', q: f.q });
+      return void sample(iso).then((stats) => send({ t: 'ok', q: f.q, stats }));
+    }
+    case 'dispose': {
+      const iso = isos.get(f.iso);
+      if (iso) end(iso, 'crash', 'the isolate was stopped', true);
+      return send({ t: 'ok', q: f.q });
+    }
+  }
+}
+
+send({ t: 'ready', pid: process.pid });

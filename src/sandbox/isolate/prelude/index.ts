@@ -1,0 +1,135 @@
+// The isolate's runtime, run once in each fresh context before the function's
+// code: web-standard globals, console capture per call, and the three entry
+// points the host calls (boot, invoke, fire). The host's callbacks arrive as
+// `__lh_*` globals and are taken off the global object here.
+import { atob, btoa } from './base64.js';
+import { calls, currentCall, enter } from './calls.js';
+import { structuredClone } from './clone.js';
+import { format, makeConsole } from './console.js';
+import { makeCrypto } from './crypto.js';
+import { DOMExceptionPolyfill } from './dom-exception.js';
+import { HeadersPolyfill, makeFetch, type FetchRef } from './fetch.js';
+import { TextDecoderPolyfill, TextEncoderPolyfill } from './text.js';
+import { makeTimers } from './timers.js';
+import { URLSearchParamsPolyfill, makeURL } from './url.js';
+
+type Handler = (event: unknown, context: unknown) => unknown;
+
+const g = globalThis as unknown as Record<string, unknown>;
+function take<T>(name: string): T {
+  const v = g[name] as T;
+  // A top-level `var` (the function's bundle) makes a property that cannot be deleted.
+  if (!Reflect.deleteProperty(g, name)) g[name] = undefined;
+  return v;
+}
+const host = {
+  log: take<(id: string | null, text: string) => void>('__lh_log'),
+  timer: take<(id: number, ms: number) => void>('__lh_timer'),
+  clear: take<(id: number) => void>('__lh_clear'),
+  random: take<(n: number) => string>('__lh_random'),
+  url: take<(input: string, base?: string) => string>('__lh_url'),
+  urlset: take<(href: string, part: string, value: string) => string>('__lh_urlset'),
+  fetch: take<FetchRef | undefined>('__lh_fetch'),
+};
+
+/** Largest JSON result (the HTTP contract's payload cap) and log bytes kept per call. */
+const MAX_RESULT_BYTES = 6 * 1024 * 1024;
+const MAX_LOG_BYTES = 64 * 1024;
+
+function write(text: string): void {
+  const id = currentCall();
+  const call = id === null ? undefined : calls.get(id);
+  if (call) {
+    if (call.logBytes >= MAX_LOG_BYTES) return;
+    if (call.logBytes + text.length > MAX_LOG_BYTES) text = text.slice(0, MAX_LOG_BYTES - call.logBytes) + '\n[lamina: log truncated]\n';
+    call.logBytes += text.length;
+  }
+  host.log(id, text);
+}
+
+const report = (err: unknown) => write(`Uncaught ${format([err])}\n`);
+const timers = makeTimers(host, report);
+
+const globals: Record<string, unknown> = {
+  console: makeConsole(write),
+  ...timers.globals,
+  TextEncoder: TextEncoderPolyfill,
+  TextDecoder: TextDecoderPolyfill,
+  URL: makeURL({ parse: host.url, set: host.urlset }),
+  URLSearchParams: URLSearchParamsPolyfill,
+  atob,
+  btoa,
+  structuredClone,
+  DOMException: DOMExceptionPolyfill,
+  crypto: makeCrypto(host.random),
+  performance: { timeOrigin: Date.now(), now: () => Date.now() - (globals.performance as { timeOrigin: number }).timeOrigin },
+};
+if (host.fetch) Object.assign(globals, { fetch: makeFetch(host.fetch), Headers: HeadersPolyfill });
+for (const [name, value] of Object.entries(globals)) Object.defineProperty(g, name, { value, writable: true, configurable: true, enumerable: false });
+
+const NODE_GLOBALS = /^(process|require|Buffer|module|exports|__dirname|__filename|global|setImmediate) is not defined$/;
+
+function errorInfo(err: unknown): { name: string; message: string; stack?: string } {
+  if (err instanceof Error) {
+    let message = err.message || err.name;
+    if (err instanceof ReferenceError && NODE_GLOBALS.test(err.message)) {
+      message += ' (isolates have no Node globals; use "sandbox": "process" or "container" for Node APIs)';
+    }
+    return { name: err.name, message, stack: err.stack };
+  }
+  let message: string;
+  try {
+    message = typeof err === 'string' ? err : (JSON.stringify(err) ?? String(err));
+  } catch {
+    message = String(err);
+  }
+  return { name: 'Error', message };
+}
+
+let handler: Handler | undefined;
+let env: Readonly<Record<string, string>> = Object.freeze({});
+
+/** After the function's code ran: find its handler (the compile step put it on `__laminaUser.default`). */
+function boot(envJson: string): void {
+  const mod = take<{ default?: unknown } | undefined>('__laminaUser');
+  if (typeof mod?.default !== 'function') throw new Error('the function bundle exports no handler (was it compiled for the isolate tier?)');
+  handler = mod.default as Handler;
+  env = Object.freeze(JSON.parse(envJson) as Record<string, string>);
+}
+
+interface Ctx {
+  requestId: string;
+  functionName: string;
+  functionVersion: number;
+  memoryLimitMb: number;
+  deadlineMs: number;
+  coldStart: boolean;
+}
+
+/** One call: 'o' + the result's JSON, or 'e' + the error's JSON. */
+function invoke(id: string, eventJson: string, ctxJson: string): Promise<string> {
+  const c = JSON.parse(ctxJson) as Ctx;
+  calls.set(id, { deadlineMs: c.deadlineMs, logBytes: 0 });
+  enter(id);
+  const context = { ...c, env, getRemainingTimeInMillis: () => Math.max(0, c.deadlineMs - Date.now()) };
+  const run = async (): Promise<string> => {
+    try {
+      const value = await handler!(JSON.parse(eventJson), context);
+      let json: string | undefined;
+      try {
+        json = JSON.stringify(value === undefined ? null : value);
+      } catch (err) {
+        throw new TypeError(`the handler's return value is not JSON-serializable: ${(err as Error).message}`);
+      }
+      if (json !== undefined && json.length > MAX_RESULT_BYTES) throw new RangeError(`the handler's return value is ${json.length} bytes; the cap is ${MAX_RESULT_BYTES}`);
+      return 'o' + (json ?? 'null');
+    } catch (err) {
+      return 'e' + JSON.stringify(errorInfo(err));
+    } finally {
+      calls.delete(id);
+    }
+  };
+  return run();
+}
+
+Object.assign(g, { __laminaBoot: boot, __laminaInvoke: invoke, __laminaFire: timers.fire });

@@ -1,0 +1,53 @@
+// Frames between the isolate backend (in the server) and an isolate host
+// process: newline-delimited JSON over the host's fd 3. `q` pairs a request
+// with its reply. Events and results cross as JSON text, parsed once at each end.
+
+export interface LoadFrame {
+  t: 'load';
+  q: number;
+  iso: string;
+  memoryMb: number;
+  /** Bound on the top-level code's run and on timer callbacks fired outside a call. */
+  timeoutMs: number;
+  network: boolean;
+  code: string;
+  /** Script name shown in stack traces. */
+  filename: string;
+  fn: { name: string; version: number; env: Record<string, string> };
+}
+
+export interface InvokeFrame {
+  t: 'invoke';
+  q: number;
+  iso: string;
+  id: string;
+  event: string;
+  context: { requestId: string; functionName: string; functionVersion: number; memoryLimitMb: number; deadlineMs: number; coldStart: boolean };
+}
+
+export type BackendFrame =
+  | LoadFrame
+  | InvokeFrame
+  | { t: 'stats'; q: number; iso: string }
+  | { t: 'dispose'; q: number; iso: string };
+
+/** How an isolate call ended badly. `handler`: the function threw; the others end the isolate. */
+export type FailureKind = 'handler' | 'memory' | 'timeout' | 'crash';
+
+export interface IsoStats {
+  /** V8 used heap plus array buffers, in bytes. */
+  used: number;
+  /** Highest `used` seen by the host. */
+  peak: number;
+  cpuMs: number;
+}
+
+export type HostFrame =
+  | { t: 'ready'; pid: number }
+  | { t: 'ok'; q: number; stats?: IsoStats }
+  | { t: 'fail'; q: number; kind: FailureKind; message: string; stack?: string; stats?: IsoStats }
+  /** A call's result: `value` is the return value's JSON text. */
+  | { t: 'result'; q: number; value: string; stats: IsoStats }
+  | { t: 'log'; iso: string; id: string | null; data: string }
+  /** An isolate ended outside any call (e.g. a timer callback ran away). */
+  | { t: 'dead'; iso: string; kind: FailureKind; message: string };

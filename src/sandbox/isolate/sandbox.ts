@@ -1,0 +1,194 @@
+// One isolate as a Sandbox. The sandbox is generic until `load`, which picks
+// the function's isolate host and creates the isolate there (about a
+// millisecond), so pre-started isolate sandboxes cost nothing.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { LaminaError } from '../../errors.js';
+import { ISOLATE_CODE_ENTRY } from '../../registry/compile.js';
+import type { HostProcess, IsolateListener, Reply } from './host-process.js';
+import type { FailureKind, IsoStats } from './protocol.js';
+import type { InvokeErrorType, InvokeOutcome, InvokeRequest, LoadSpec, Sandbox, SandboxShape, SandboxStats } from '../types.js';
+
+/** How the backend hands out hosts: one per function (see backend.ts). */
+export interface HostBroker {
+  hostFor(spec: LoadSpec): Promise<HostProcess>;
+  released(host: HostProcess): void;
+}
+
+interface Call {
+  startedAt: number;
+  logs: string[];
+  logBytes: number;
+  timer: NodeJS.Timeout;
+  resolve: (o: InvokeOutcome) => void;
+}
+
+const MAX_LOG_BYTES = 64 * 1024;
+const MIN_LOAD_TIMEOUT_MS = 10_000;
+const TYPE_OF: Record<FailureKind, InvokeErrorType> = { handler: 'HandlerError', memory: 'MemoryLimitExceeded', timeout: 'Timeout', crash: 'SandboxCrashed' };
+
+/** The function's isolate build, or a clear refusal when it has none. */
+async function readIsolateCode(spec: LoadSpec): Promise<string> {
+  try {
+    return await readFile(path.join(spec.codeDir, ISOLATE_CODE_ENTRY), 'utf8');
+  } catch {
+    throw new LaminaError(
+      'SandboxCrashed',
+      `function "${spec.functionName}" has no isolate build: it uses Node built-ins or was deployed before the isolate tier existed. ` +
+        'Set "sandbox": "isolate" in lamina.json and redeploy to see why, or give it "sandbox": "process" or "container"',
+    );
+  }
+}
+
+export class IsolateSandbox implements Sandbox, IsolateListener {
+  readonly tier = 'isolate' as const;
+  private host: HostProcess | undefined;
+  private spec: LoadSpec | undefined;
+  private dead = false;
+  private destroyed = false;
+  private pending = new Map<string, Call>();
+  private instanceLogs: string[] = [];
+  private instanceLogBytes = 0;
+  private peak = 0;
+  private deathListeners: ((reason: string) => void)[] = [];
+
+  constructor(
+    readonly id: string,
+    readonly shape: SandboxShape,
+    private readonly broker: HostBroker,
+  ) {}
+
+  get alive(): boolean {
+    return !this.dead;
+  }
+
+  async load(spec: LoadSpec): Promise<void> {
+    if (this.dead) throw new LaminaError('SandboxCrashed', 'the sandbox is not running');
+    this.spec = spec;
+    const code = await readIsolateCode(spec);
+    const host = await this.broker.hostFor(spec);
+    if (this.dead) throw new LaminaError('SandboxCrashed', 'the sandbox was stopped while loading');
+    this.host = host;
+    host.attach(this.id, this);
+    const limit = Math.max(spec.timeoutMs, MIN_LOAD_TIMEOUT_MS);
+    let timer: NodeJS.Timeout | undefined;
+    const reply = await Promise.race([
+      host.request({ t: 'load', iso: this.id, memoryMb: spec.memoryMb, timeoutMs: spec.timeoutMs, network: spec.network, code, filename: `${spec.functionName}/${ISOLATE_CODE_ENTRY}`, fn: { name: spec.functionName, version: spec.functionVersion, env: spec.env } }),
+      new Promise<Reply>((resolve) => (timer = setTimeout(() => resolve({ t: 'fail', q: -1, kind: 'timeout', message: `the function took longer than ${limit} ms to initialize` }), limit + 1000))),
+    ]);
+    clearTimeout(timer);
+    if (reply.stats) this.peak = Math.max(this.peak, reply.stats.peak);
+    if (reply.t === 'fail') {
+      this.die(reply.kind, reply.message, false);
+      if (reply.kind === 'handler') throw new LaminaError('HandlerError', `the function failed to initialize: ${reply.message}`, { stack: reply.stack, phase: 'init' });
+      throw new LaminaError(TYPE_OF[reply.kind], `the function failed to initialize: ${reply.message}`);
+    }
+  }
+
+  invoke(req: InvokeRequest): Promise<InvokeOutcome> {
+    const startedAt = performance.now();
+    if (this.dead || !this.host || !this.spec) return Promise.resolve(this.failure('SandboxCrashed', 'the sandbox is not running', startedAt, []));
+    return new Promise<InvokeOutcome>((resolve) => {
+      const call: Call = {
+        startedAt,
+        logs: this.instanceLogs,
+        logBytes: this.instanceLogBytes,
+        resolve,
+        timer: setTimeout(() => this.die('timeout', `the call exceeded its timeout (deadline ${new Date(req.deadlineMs).toISOString()})`, false), Math.max(0, req.deadlineMs - Date.now())),
+      };
+      // Output printed while loading or between calls goes with the next call.
+      this.instanceLogs = [];
+      this.instanceLogBytes = 0;
+      this.pending.set(req.requestId, call);
+      const spec = this.spec!;
+      const context = { requestId: req.requestId, functionName: spec.functionName, functionVersion: spec.functionVersion, memoryLimitMb: spec.memoryMb, deadlineMs: req.deadlineMs, coldStart: req.coldStart };
+      void this.host!.request({ t: 'invoke', iso: this.id, id: req.requestId, event: JSON.stringify(req.event ?? null), context }).then((r) => this.settle(req.requestId, r));
+    });
+  }
+
+  async stats(): Promise<SandboxStats> {
+    if (this.dead || !this.host) return { memoryBytes: 0, maxMemoryBytes: this.peak };
+    const r = await this.host.request({ t: 'stats', iso: this.id });
+    const s = r.stats;
+    if (!s) return { memoryBytes: 0, maxMemoryBytes: this.peak };
+    this.peak = Math.max(this.peak, s.peak);
+    return { memoryBytes: s.used, maxMemoryBytes: this.peak, cpuMs: s.cpuMs };
+  }
+
+  async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.die('crash', 'the sandbox was stopped', false);
+  }
+
+  onDeath(listener: (reason: string) => void): void {
+    this.deathListeners.push(listener);
+  }
+
+  /** IsolateListener: output of this isolate. */
+  log(callId: string | null, data: string): void {
+    const call = callId === null ? undefined : this.pending.get(callId);
+    if (call) {
+      if (call.logBytes >= MAX_LOG_BYTES) return;
+      const piece = data.length > MAX_LOG_BYTES - call.logBytes ? data.slice(0, MAX_LOG_BYTES - call.logBytes) + '\n[lamina: log truncated]\n' : data;
+      call.logBytes += piece.length;
+      call.logs.push(piece);
+    } else if (this.instanceLogBytes < MAX_LOG_BYTES) {
+      const piece = data.slice(0, MAX_LOG_BYTES - this.instanceLogBytes);
+      this.instanceLogBytes += piece.length;
+      this.instanceLogs.push(piece);
+    }
+  }
+
+  /** IsolateListener: the host ended this isolate, or died. */
+  ended(kind: FailureKind, message: string): void {
+    this.die(kind, message, true);
+  }
+
+  private settle(requestId: string, r: Reply): void {
+    const call = this.pending.get(requestId);
+    if (!call) return; // already answered (timeout, death)
+    if (r.stats) this.notePeak(r.stats);
+    if (r.t === 'result') {
+      this.finish(requestId, call, { ok: true, value: JSON.parse(r.value) as unknown, durationMs: performance.now() - call.startedAt, logs: call.logs.join(''), maxMemoryBytes: this.peak });
+    } else if (r.t === 'fail' && r.kind === 'handler') {
+      this.finish(requestId, call, { ok: false, error: { type: 'HandlerError', message: r.message, stack: r.stack }, durationMs: performance.now() - call.startedAt, logs: call.logs.join(''), maxMemoryBytes: this.peak });
+    } else if (r.t === 'fail') {
+      // The host already ended the isolate; the sandbox goes with it.
+      this.die(r.kind, r.message, true);
+    }
+  }
+
+  private notePeak(s: IsoStats): void {
+    this.peak = Math.max(this.peak, s.peak);
+  }
+
+  private finish(requestId: string, call: Call, outcome: InvokeOutcome): void {
+    clearTimeout(call.timer);
+    this.pending.delete(requestId);
+    call.resolve(outcome);
+  }
+
+  /**
+   * Marks the sandbox dead (first, so the worker sees it when outcomes arrive),
+   * fails calls in flight, and frees the isolate. `emit`: it died on its own.
+   */
+  private die(kind: FailureKind, message: string, emit: boolean): void {
+    if (this.dead) return;
+    this.dead = true;
+    if (kind === 'memory') this.peak = Math.max(this.peak, (this.spec?.memoryMb ?? this.shape.memoryMb) * 1048576);
+    const type = kind === 'handler' ? 'SandboxCrashed' : TYPE_OF[kind];
+    for (const [id, call] of this.pending) this.finish(id, call, this.failure(type, message, call.startedAt, call.logs));
+    const host = this.host;
+    if (host) {
+      host.detach(this.id);
+      if (host.alive) void host.request({ t: 'dispose', iso: this.id });
+      this.broker.released(host);
+    }
+    if (emit && !this.destroyed) for (const l of this.deathListeners) l(`${type}: ${message}`);
+  }
+
+  private failure(type: InvokeErrorType, message: string, startedAt: number, logs: string[]): InvokeOutcome {
+    return { ok: false, error: { type, message }, durationMs: performance.now() - startedAt, logs: logs.join(''), maxMemoryBytes: this.peak };
+  }
+}
