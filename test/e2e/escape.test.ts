@@ -1,12 +1,14 @@
 // Escape attempts from inside a function, through the real server. Each tier
 // states which attempts it stops (docs/security.md); each claim is tested here.
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { deployCode, invoke, startServer, testTiers, type TestServer } from '../helpers/server.js';
 
 const PROBE = `
 import fs from 'node:fs';
+import { existsSync } from 'node:fs';
 import net from 'node:net';
 import cp from 'node:child_process';
 const attempt = async (fn) => { try { const v = await fn(); return { ok: true, v: v === undefined ? null : String(v).slice(0, 200) }; } catch (e) { return { ok: false, code: e.code ?? e.name, msg: String(e.message).slice(0, 200) }; } };
@@ -65,10 +67,15 @@ for (const tier of testTiers().filter((t) => t !== 'isolate')) {
     });
 
     test('cannot write outside its tmp dir, but can write inside it', async () => {
-      for (const p of ['/etc/evil', '/tmp/lamina-escape-test', `${s.dataDir}/evil`]) {
+      for (const p of ['/etc/evil', `${s.dataDir}/evil`, '/usr/lib/evil']) {
         const r = await attempt({ try: 'write', path: p });
         assert.equal(r.ok, false, `write ${p}: ${JSON.stringify(r)}`);
       }
+      // A container's /tmp is its own private tmpfs: writing there is fine, but the
+      // host's /tmp must not see it.
+      const hostTmp = `/tmp/lamina-escape-test-${process.pid}`;
+      await attempt({ try: 'write', path: hostTmp });
+      assert.equal(existsSync(hostTmp), false, `${hostTmp} appeared on the host`);
       const ok = await attempt({ try: 'writetmp' });
       assert.deepEqual(ok, { ok: true, v: 'fine' });
     });

@@ -73,6 +73,8 @@ function pickHandler(mod: Record<string, unknown>, name: string): Handler | unde
 
 async function load(frame: { entry: string; handler: string; env: Record<string, string>; function: typeof fn }): Promise<void> {
   fn = frame.function;
+  // The environment is exactly the manifest's, whatever the launcher left (e.g. PWD).
+  for (const k of Object.keys(process.env)) delete process.env[k];
   for (const [k, v] of Object.entries(frame.env)) process.env[k] = v;
   try {
     const mod = (await import(pathToFileURL(frame.entry).href)) as Record<string, unknown>;

@@ -1,0 +1,118 @@
+// The sandbox's file system and namespaces, as bubblewrap arguments. The root
+// is an empty, read-only tmpfs holding only the node binary and the shared
+// libraries it links, the runtime file, the function's code, a few generated
+// /etc files, its own /proc, a minimal /dev and a private size-capped /tmp.
+import { spawnSync } from 'node:child_process';
+import { existsSync, realpathSync } from 'node:fs';
+
+/** Where things are inside every sandbox. */
+export const SANDBOX_PATHS = {
+  code: '/var/task',
+  runtimeDir: '/var/runtime',
+  tmp: '/tmp',
+  /** The uid and gid the runtime runs as inside (mapped to a per-sandbox host uid when Lamina is root). */
+  uid: 65534,
+} as const;
+
+/** A bind mount: host path -> sandbox path. */
+export type Bind = [src: string, dest: string];
+
+/**
+ * The node binary and every shared object it loads, found the way ldd does
+ * (the dynamic loader's trace mode), so no ldd binary is needed.
+ */
+export function nodeBinds(execPath = process.execPath): Bind[] {
+  const binds: Bind[] = [[realpathSync(execPath), execPath]];
+  const r = spawnSync(execPath, [], { env: { LD_TRACE_LOADED_OBJECTS: '1' }, encoding: 'utf8', timeout: 10_000 });
+  for (const line of (r.stdout ?? '').split('\n')) {
+    // "\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or "\t/lib64/ld-linux-x86-64.so.2 (0x...)"
+    const m = /(?:=>\s*)?(\/\S+)\s+\(0x[0-9a-f]+\)/.exec(line);
+    if (m && existsSync(m[1]!)) binds.push([realpathSync(m[1]!), m[1]!]);
+  }
+  return binds;
+}
+
+export interface BwrapSpec {
+  /** node + libraries. */
+  rootBinds: Bind[];
+  /** Generated files mounted read-only into /etc (passwd, group, hosts, nsswitch.conf). */
+  etcFiles: Bind[];
+  /** Host file of the runtime program and its name inside SANDBOX_PATHS.runtimeDir. */
+  runtimeFile: string;
+  runtimeName: string;
+  /** Host directory bind-mounted read-only at /var/task; filled at load time. */
+  codeDir: string;
+  tmpBytes: number;
+  network: boolean;
+  /** File descriptor (in bwrap) holding the compiled seccomp program. */
+  seccompFd: number;
+}
+
+/** Host files network functions need to resolve names and verify TLS peers. */
+const NETWORK_FILES = ['/etc/resolv.conf', '/etc/hosts', '/etc/ssl/certs', '/usr/share/ca-certificates'];
+
+export function bwrapArgs(s: BwrapSpec): string[] {
+  const a: string[] = [
+    // New user, pid, ipc, uts, net and cgroup namespaces; the user namespace lets an
+    // unprivileged bwrap set all this up and maps the sandbox's uid to one host uid.
+    '--unshare-all',
+    '--unshare-user',
+    '--disable-userns',
+    ...(s.network ? ['--share-net'] : []),
+    '--uid', String(SANDBOX_PATHS.uid),
+    '--gid', String(SANDBOX_PATHS.uid),
+    '--hostname', 'lamina',
+    '--die-with-parent',
+    '--new-session',
+    '--cap-drop', 'ALL',
+    '--clearenv',
+    '--seccomp', String(s.seccompFd),
+  ];
+  for (const [src, dest] of s.rootBinds) a.push('--ro-bind', src, dest);
+  // With network, the host's resolver files replace the generated /etc/hosts.
+  for (const [src, dest] of s.etcFiles) if (!(s.network && NETWORK_FILES.includes(dest))) a.push('--ro-bind', src, dest);
+  if (s.network) for (const f of NETWORK_FILES) a.push('--ro-bind-try', f, f);
+  a.push('--ro-bind', s.runtimeFile, `${SANDBOX_PATHS.runtimeDir}/${s.runtimeName}`);
+  a.push('--ro-bind', s.codeDir, SANDBOX_PATHS.code);
+  a.push('--proc', '/proc');
+  // A minimal /dev (null, zero, full, random, urandom, tty, pts), read-only so it is no unbounded scratch space.
+  a.push('--dev', '/dev', '--remount-ro', '/dev');
+  a.push('--size', String(s.tmpBytes), '--perms', '1777', '--tmpfs', SANDBOX_PATHS.tmp);
+  a.push('--remount-ro', '/');
+  a.push('--chdir', SANDBOX_PATHS.tmp);
+  return a;
+}
+
+export interface NodeFlagsSpec {
+  memoryMb: number;
+  /** Node's permission model inside the container too (defence in depth). */
+  permissions: boolean;
+  runtimePath: string;
+}
+
+export function nodeArgs(s: NodeFlagsSpec): string[] {
+  const perm = s.permissions
+    ? [
+        '--experimental-permission',
+        `--allow-fs-read=${SANDBOX_PATHS.code}/`,
+        `--allow-fs-read=${SANDBOX_PATHS.runtimeDir}/`,
+        `--allow-fs-read=${SANDBOX_PATHS.tmp}/`,
+        `--allow-fs-write=${SANDBOX_PATHS.tmp}/`,
+        '--disable-warning=ExperimentalWarning',
+      ]
+    : [];
+  // The heap cap makes a JS heap blowup a clean V8 abort; the cgroup catches the rest.
+  // bwrap always exports PWD after --chdir; the runtime replaces its whole environment at load.
+  return [...perm, `--max-old-space-size=${s.memoryMb}`, s.runtimePath];
+}
+
+/** Generated /etc contents: an identity for the sandbox user (os.userInfo, os.homedir), localhost, and name lookup via files then DNS. */
+export function etcContents(): Record<'passwd' | 'group' | 'hosts' | 'nsswitch.conf', string> {
+  const id = SANDBOX_PATHS.uid;
+  return {
+    passwd: `sandbox:x:${id}:${id}:lamina sandbox:${SANDBOX_PATHS.tmp}:/sbin/nologin\n`,
+    group: `sandbox:x:${id}:\n`,
+    hosts: '127.0.0.1 localhost\n::1 localhost\n',
+    'nsswitch.conf': 'passwd: files\ngroup: files\nhosts: files dns\n',
+  };
+}
