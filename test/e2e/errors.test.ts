@@ -11,11 +11,12 @@ function assertError(r: Reply, status: number, type: string): void {
   assert.ok(r.body.error.message.length > 0);
 }
 
-const FAULTY = `
+// The exit case only where there is a process to exit (isolates refuse \`process\` at deploy).
+const faulty = (tier: string) => `
 export async function handler(e) {
   switch (e.do) {
     case 'throw': throw new Error('kaboom ' + e.n);
-    case 'exit': process.exit(3);
+    ${tier === 'isolate' ? '' : "case 'exit': process.exit(3);"}
     case 'heap': { const a = []; for (;;) a.push(new Array(100000).fill(Math.random())); }
     case 'buffers': { const a = []; for (;;) { a.push(new Uint8Array(16 << 20).fill(1)); await new Promise((r) => setTimeout(r, 1)); } }
     case 'loop': for (;;) {}
@@ -30,7 +31,7 @@ for (const tier of testTiers()) {
     const extra = tier === 'isolate' ? { sandbox: 'isolate' } : {};
     before(async () => {
       s = await startServer({ tier, args: ['--max-queue', '3'] });
-      await deployCode(s, 'faulty', FAULTY, { timeoutMs: 1500, memoryMb: 128, ...extra });
+      await deployCode(s, 'faulty', faulty(tier), { timeoutMs: 1500, memoryMb: 128, ...extra });
       await deployCode(s, 'getonly', 'export const handler = async () => "ok";', { http: { methods: ['get'] }, ...extra });
       await deployCode(s, 'slow1', 'export const handler = async () => { await new Promise((r) => setTimeout(r, 1000)); return 1; };', { concurrency: 1, ...extra });
     });

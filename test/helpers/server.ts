@@ -9,9 +9,9 @@ import { packDirectory } from '../../src/registry/archive.js';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = path.join(ROOT, 'bin', 'lamina.js');
 
-/** Sandbox tiers the functional suites run on: LAMINA_TEST_TIERS=process,container,isolate (default: process). */
+/** Sandbox tiers the functional suites run on (LAMINA_TEST_TIERS narrows it); every tier by default, so a tier this machine cannot run fails loudly. */
 export function testTiers(): string[] {
-  return (process.env.LAMINA_TEST_TIERS ?? 'process').split(',').map((s) => s.trim()).filter(Boolean);
+  return (process.env.LAMINA_TEST_TIERS ?? 'process,container,isolate').split(',').map((s) => s.trim()).filter(Boolean);
 }
 
 export interface TestServer {
