@@ -44,6 +44,19 @@ export interface WorkerStats {
   functions: { name: string; version: number; starting: number; busy: number; idle: number; paused: number; queue: number }[];
 }
 
+export interface InstanceView {
+  id: string;
+  version: number;
+  state: string;
+  tier: string | null;
+  inflight: number;
+  calls: number;
+  paused: boolean;
+  idleMs: number;
+  memoryMb: number | null;
+  cpuMs: number | null;
+}
+
 export class Worker {
   private runners = new Map<string, FunctionRunner>();
   private budget: MemoryBudget;
@@ -91,6 +104,29 @@ export class Worker {
       memory: { budgetMb: this.budget.totalMb, reservedMb: this.budget.reservedMb, waiting: this.budget.waiting },
       functions: [...this.runners.values()].map((r) => ({ name: r.name, ...r.stats() })),
     };
+  }
+
+  /** Each live instance of a function, with what its sandbox reports (memory, CPU time). */
+  async instances(name: string): Promise<InstanceView[]> {
+    const runner = this.runners.get(name);
+    if (!runner) return [];
+    return Promise.all(
+      [...runner.instances].map(async (i) => {
+        const s = i.state === 'ready' && i.sandbox ? await i.sandbox.stats().catch(() => undefined) : undefined;
+        return {
+          id: i.id,
+          version: i.version.version,
+          state: i.state,
+          tier: i.sandbox?.tier ?? null,
+          inflight: i.inflight,
+          calls: i.calls,
+          paused: i.paused,
+          idleMs: i.inflight === 0 ? Date.now() - i.lastUsed : 0,
+          memoryMb: s ? Math.round((s.memoryBytes / 1048576) * 10) / 10 : null,
+          cpuMs: s?.cpuMs ?? null,
+        };
+      }),
+    );
   }
 
   async shutdown(): Promise<void> {
