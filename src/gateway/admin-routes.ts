@@ -63,7 +63,7 @@ export async function registerAdminRoutes(app: FastifyInstance, deps: GatewayDep
     const d = await deps.registry.describe(req.params.name);
     if (!d) throw new LaminaError('FunctionNotFound', `function "${req.params.name}" does not exist`);
     const live = deps.worker.stats().functions.find((f) => f.name === req.params.name);
-    return { ...versionView(d.current), versions: d.versions, instances: live ?? null };
+    return { ...versionView(d.current), versions: d.versions, load: live ?? null, instances: (await deps.worker.instances?.(req.params.name)) ?? [] };
   });
 
   app.delete<{ Params: { name: string } }>('/functions/:name', async (req) => {
