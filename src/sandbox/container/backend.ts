@@ -12,7 +12,7 @@ import { ChildRuntimeSandbox } from '../child-runtime.js';
 import { placeCodeFiles } from '../code.js';
 import type { RunDir } from '../run-dir.js';
 import type { RuntimeName, Sandbox, SandboxBackend, SandboxShape } from '../types.js';
-import { SANDBOX_PATHS, bwrapArgs, etcContents, nodeArgs, nodeBinds, type Bind } from './bwrap-args.js';
+import { PYTHON, SANDBOX_PATHS, bwrapArgs, etcContents, nodeArgs, nodeBinds, pythonBinds, type Bind } from './bwrap-args.js';
 import { openCgroups, type CgroupLimits, type CgroupManager, type CgroupOptions, type SandboxCgroup } from './cgroups.js';
 import { seccompProgram } from './seccomp.js';
 
@@ -49,7 +49,8 @@ interface Setup {
   bwrap: string;
   setpriv: string | undefined;
   cgroups: CgroupManager;
-  rootBinds: Bind[];
+  /** What each runtime needs in the sandbox's root (its interpreter and libraries). */
+  rootBinds: Partial<Record<RuntimeName, Bind[]>>;
   etcFiles: Bind[];
   seccompFile: string;
   filesDir: string;
@@ -95,8 +96,11 @@ export class ContainerBackend implements SandboxBackend {
   }
 
   supports(runtime: RuntimeName): boolean {
-    return runtime === 'node';
+    return runtime === 'node' || (runtime === 'python' && this.python !== undefined);
   }
+
+  /** Python's binds, looked up once when the backend is made (supports() is synchronous). */
+  private readonly python = pythonBinds();
 
   async create(shape: SandboxShape): Promise<Sandbox> {
     if (this.closed) throw new Error('the container backend is closed');
@@ -152,7 +156,12 @@ export class ContainerBackend implements SandboxBackend {
       },
     });
     this.live.add(sandbox);
-    const launch = this.launch(s, shape, n, cg, codeDir, [process.execPath, ...nodeArgs({ memoryMb: shape.memoryMb, permissions: this.opts.nodePermissions, runtimePath: `${SANDBOX_PATHS.runtimeDir}/node.mjs` })]);
+    const command =
+      shape.runtime === 'python'
+        ? // -I: ignore PYTHON* variables and the user site; the cgroup is the memory limit.
+          [PYTHON, '-I', `${SANDBOX_PATHS.runtimeDir}/runtime.py`]
+        : [process.execPath, ...nodeArgs({ memoryMb: shape.memoryMb, permissions: this.opts.nodePermissions, runtimePath: `${SANDBOX_PATHS.runtimeDir}/node.mjs` })];
+    const launch = this.launch(s, shape, n, cg, codeDir, command);
     const fd = openSync(s.seccompFile, 'r');
     try {
       // The environment is empty (bwrap --clearenv); the manifest's env arrives with `load`.
@@ -186,10 +195,10 @@ export class ContainerBackend implements SandboxBackend {
   private launch(s: Setup, shape: SandboxShape, n: number, cg: SandboxCgroup, codeDir: string, command: string[]): { command: string; args: string[]; env: Record<string, string> } {
     const uid = UID_BASE + (n % UID_SPAN);
     const bw = bwrapArgs({
-      rootBinds: s.rootBinds,
+      rootBinds: s.rootBinds[shape.runtime] ?? [],
       etcFiles: s.etcFiles,
-      runtimeFile: this.runDir.runtime('node'),
-      runtimeName: 'node.mjs',
+      runtimeFile: this.runDir.runtime(shape.runtime),
+      runtimeName: shape.runtime === 'python' ? 'runtime.py' : 'node.mjs',
       codeDir,
       tmpBytes: this.opts.tmpMb(shape.memoryMb) * MiB,
       network: shape.network,
@@ -230,7 +239,7 @@ export class ContainerBackend implements SandboxBackend {
         throw err;
       }
       this.cgroups = cgroups;
-      return { bwrap, setpriv, cgroups, rootBinds: nodeBinds(), etcFiles, seccompFile, filesDir, mode: root ? (setpriv ? 'setpriv' : 'root') : 'user' };
+      return { bwrap, setpriv, cgroups, rootBinds: { node: nodeBinds(), python: this.python }, etcFiles, seccompFile, filesDir, mode: root ? (setpriv ? 'setpriv' : 'root') : 'user' };
     })());
   }
 
