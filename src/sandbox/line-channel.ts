@@ -1,5 +1,6 @@
-// Newline-delimited JSON framing over a byte stream, used at both ends of the
-// isolate host's fd 3. A line longer than `maxBytes` closes the stream.
+// Newline-delimited JSON framing over a byte stream: the worker's end of the
+// runtime protocol (fd 3) and both ends of the isolate host's channel. A line
+// longer than `maxBytes`, or one that is not JSON, closes the stream.
 import type { Duplex } from 'node:stream';
 
 export class LineChannel<In, Out> {

@@ -2,7 +2,7 @@
 // fd 3, events routed to the isolates' sandboxes, and what its death means.
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Duplex } from 'node:stream';
-import { LineChannel } from './lines.js';
+import { LineChannel } from '../line-channel.js';
 import type { BackendFrame, FailureKind, HostFrame } from './protocol.js';
 
 type Request = BackendFrame extends infer F ? (F extends { q: number } ? Omit<F, 'q'> : never) : never;

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type IVM from 'isolated-vm';
 import { hostFetch } from './host-fetch.js';
-import { LineChannel } from './lines.js';
+import { LineChannel } from '../line-channel.js';
 import type { BackendFrame, FailureKind, HostFrame, InvokeFrame, IsoStats, LoadFrame } from './protocol.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
