@@ -1,7 +1,9 @@
 // The `lamina` command. Every command has --help; errors print one line and exit 1.
 import { Command, CommanderError, Option } from 'commander';
 import { registerClientCommands } from './commands/client-commands.js';
+import { registerGateway, registerWorker, registerWorkers } from './commands/cluster.js';
 import { registerInit } from './commands/init.js';
+import { registerPackages } from './commands/packages.js';
 import { registerUp } from './commands/up.js';
 import { CliError } from './client.js';
 
@@ -16,6 +18,10 @@ const program = new Command('lamina')
 registerUp(program);
 registerClientCommands(program);
 registerInit(program);
+registerPackages(program);
+registerGateway(program);
+registerWorker(program);
+registerWorkers(program);
 
 try {
   await program.parseAsync(process.argv);

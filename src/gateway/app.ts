@@ -6,14 +6,30 @@ import { LaminaError, isLaminaError } from '../errors.js';
 import type { InvocationStore } from '../metering/store.js';
 import type { Registry } from '../registry/registry.js';
 import type { Manifest } from '../registry/types.js';
-import type { Worker } from '../worker/worker.js';
+import type { CallResult, InstanceView, WorkerStats } from '../worker/worker.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { registerInvokeRoutes } from './invoke-routes.js';
 import type { Metrics } from './metrics.js';
 
+/**
+ * What runs calls for the gateway: the node's own Worker (`lamina up`), or in
+ * cluster mode a router that forwards each call to a remote worker
+ * (src/cluster/remote-invoker.ts). An error it throws may carry `worker`:
+ * the id of the worker that refused or lost the call (sent as
+ * x-lamina-worker), or null when no worker was involved (no header).
+ */
+export interface Invoker {
+  readonly id: string;
+  invoke(name: string, requestId: string, event: unknown): Promise<CallResult>;
+  /** Instances and memory, for /metrics and the admin API (in a cluster: merged from the workers' last heartbeats). */
+  stats(): WorkerStats;
+  /** Live instances of one function with their sandboxes' readings (memory, CPU, paused), where the invoker holds them. */
+  instances?(name: string): Promise<InstanceView[]>;
+}
+
 export interface GatewayDeps {
   registry: Registry;
-  worker: Worker;
+  worker: Invoker;
   invocations: InvocationStore;
   metrics: Metrics;
   token: string;

@@ -61,7 +61,8 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: GatewayDeps): v
       const le = isLaminaError(err) ? err : new LaminaError('InternalError', (err as Error).message);
       if (le.type === 'InternalError') deps.log.error({ err }, 'invoke failed');
       deps.metrics.rejected(name, le.type);
-      reply.header('x-lamina-worker', deps.worker.id);
+      const worker = (err as { worker?: string | null }).worker;
+      if (worker !== null) reply.header('x-lamina-worker', worker ?? deps.worker.id);
       return sendError(reply, le, requestId);
     }
   };

@@ -5,11 +5,15 @@
 // leaves the handler on `__laminaUser.default`; Node built-ins are refused.
 // "auto" gets both, isolate.js only when the code needs no Node built-ins.
 // python: the .py files as they are.
+// With installed dependencies (src/packages), node bundles leave them external
+// and isolate builds bundle them from the package cache.
+import { realpathSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { builtinModules } from 'node:module';
 import path from 'node:path';
 import * as esbuild from 'esbuild';
 import { LaminaError } from '../errors.js';
+import { externalPackages, isolatePackages, preloadSource, PRELOAD_FILE, type PackagesInput } from '../packages/bundle.js';
 import type { Manifest } from './types.js';
 
 export const NODE_CODE_ENTRY = 'index.mjs';
@@ -24,19 +28,21 @@ export interface CompiledCode {
  * @param srcDir absolute function directory
  * @param files its source files (relative posix paths, already filtered of node_modules and dotfiles)
  * @param outDir an empty directory that receives the code
+ * @param packages the function's installed dependencies, when it declares any
  */
 export async function compileFunction(
   srcDir: string,
   manifest: Manifest,
   files: readonly string[],
   outDir: string,
+  packages?: PackagesInput,
 ): Promise<CompiledCode> {
   if (manifest.runtime === 'python') return copyPython(srcDir, manifest, files, outDir);
-  if (manifest.sandbox === 'isolate') return bundleIsolate(srcDir, manifest, outDir);
-  const compiled = await bundleNode(srcDir, manifest, outDir);
+  if (manifest.sandbox === 'isolate') return bundleIsolate(srcDir, manifest, outDir, packages);
+  const compiled = await bundleNode(srcDir, manifest, outDir, packages);
   // "auto" means isolate on a worker started with --sandbox isolate: keep an
   // isolate build beside the node one whenever the code allows it.
-  if (manifest.sandbox === 'auto') await bundleIsolate(srcDir, manifest, outDir).catch(() => undefined);
+  if (manifest.sandbox === 'auto') await bundleIsolate(srcDir, manifest, outDir, packages).catch(() => undefined);
   return compiled;
 }
 
@@ -69,15 +75,18 @@ function wrapperSource(entry: string, handler: string): string {
   ].join('\n');
 }
 
-/** Refuses to bundle files outside the function directory (e.g. an absolute import of a server file, or the server's own node_modules). */
-function confineTo(root: string): esbuild.Plugin {
+/** Refuses to bundle files outside the function directory (e.g. an absolute import of a server file, or the server's own node_modules); `also` are further allowed roots (the installed packages). */
+function confineTo(root: string, also: string[] = []): esbuild.Plugin {
+  const inside = (r: string, p: string) => {
+    const rel = path.relative(r, p);
+    return !(rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel));
+  };
   return {
     name: 'lamina-confine',
     setup(build) {
       build.onLoad({ filter: /.*/ }, (args) => {
         if (args.namespace !== 'file') return undefined;
-        const rel = path.relative(root, args.path);
-        if (rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) {
+        if (!inside(root, args.path) && !also.some((a) => inside(a, args.path))) {
           return { errors: [{ text: `imports ${args.path}, which is outside the function directory` }] };
         }
         return undefined;
@@ -93,12 +102,12 @@ function formatBuildError(err: unknown): string {
   // The wrapper is ours; its errors (e.g. an unresolvable entry) are the entry's.
   const where = loc && loc.file !== '<lamina-entry>' ? `${loc.file}:${loc.line}:${loc.column + 1}: ` : '';
   const hint = first.text.startsWith('Could not resolve') && !first.text.includes('"./')
-    ? ' (dependencies must be installed in the function directory\'s node_modules)'
+    ? ' (declare dependencies in package.json "dependencies", or install them in the function directory\'s node_modules)'
     : '';
   return `${where}${first.text}${hint}`;
 }
 
-async function bundleNode(srcDir: string, manifest: Manifest, outDir: string): Promise<CompiledCode> {
+async function bundleNode(srcDir: string, manifest: Manifest, outDir: string, packages?: PackagesInput): Promise<CompiledCode> {
   const root = await fs.realpath(srcDir); // esbuild reports real paths (symlinks resolved)
   let result: esbuild.BuildResult<{ write: false }>;
   try {
@@ -123,7 +132,8 @@ async function bundleNode(srcDir: string, manifest: Manifest, outDir: string): P
       sourcemap: 'inline',
       sourcesContent: false,
       logLevel: 'silent',
-      plugins: [confineTo(root)],
+      plugins: [confineTo(root), ...(packages ? [externalPackages(packages)] : [])],
+      metafile: packages !== undefined,
     });
   } catch (err) {
     throw new LaminaError('InvalidFunction', `compile error: ${formatBuildError(err)}`);
@@ -131,6 +141,8 @@ async function bundleNode(srcDir: string, manifest: Manifest, outDir: string): P
   const out = result.outputFiles[0];
   if (!out) throw new LaminaError('InternalError', 'esbuild produced no output');
   await fs.writeFile(path.join(outDir, NODE_CODE_ENTRY), out.contents);
+  // What a pre-started runtime may import ahead of the function (its dependencies).
+  if (packages && result.metafile) await fs.writeFile(path.join(outDir, PRELOAD_FILE), preloadSource(result.metafile));
   return { codeEntry: NODE_CODE_ENTRY };
 }
 
@@ -192,8 +204,9 @@ function noNode(root: string): esbuild.Plugin {
   };
 }
 
-async function bundleIsolate(srcDir: string, manifest: Manifest, outDir: string): Promise<CompiledCode> {
+async function bundleIsolate(srcDir: string, manifest: Manifest, outDir: string, packages?: PackagesInput): Promise<CompiledCode> {
   const root = await fs.realpath(srcDir);
+  const deps = packages ? [realpathSync(packages.nodeModules)] : [];
   let result: esbuild.BuildResult<{ write: false }>;
   try {
     result = await esbuild.build({
@@ -209,7 +222,8 @@ async function bundleIsolate(srcDir: string, manifest: Manifest, outDir: string)
       globalName: '__laminaUser',
       define: NODE_ENV_DEFINE,
       logLevel: 'silent',
-      plugins: [confineTo(root), noNode(root)],
+      nodePaths: deps,
+      plugins: [confineTo(root, deps), ...(packages ? [isolatePackages(packages)] : []), noNode(root)],
     });
   } catch (err) {
     throw new LaminaError('InvalidFunction', `compile error: ${formatBuildError(err)}`);

@@ -9,12 +9,18 @@
 //
 // Embedded mode assumes one process owns the data dir: the current map is
 // loaded at open and updated by this instance's own deploys and removes.
+// Cluster mode (src/cluster/) shares the database between processes: it calls
+// `refresh` when another process changed a function, publishes each version's
+// code before the version commits (`publishCode`), and hears of this
+// instance's own commits (`onChange`) to tell the others.
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Db } from '../store/db.js';
 import type { VersionsTable } from '../store/schema.js';
 import { LaminaError } from '../errors.js';
+import { PackageCache, type AcquiredPackages, type PackageEntry } from '../packages/cache.js';
+import { installerOptionsFromEnv, type InstallerOptions } from '../packages/installer.js';
 import { extractArchive, type ArchiveLimits } from './archive.js';
 import { CodeStore, type StoredCode } from './codestore.js';
 import { compileFunction } from './compile.js';
@@ -37,6 +43,21 @@ export interface VersionInfo {
   createdAt: string;
 }
 
+export interface RegistryOptions {
+  archiveLimits?: ArchiveLimits;
+  /** Called with a version's stored code (and its package-cache entry, if any) after they are on disk and before the version commits (cluster mode: copy them to the shared store). */
+  publishCode?: (code: StoredCode, packages?: PackageEntry) => Promise<void>;
+  /** Called after this instance committed a deploy or remove of `name`. */
+  onChange?: (name: string) => void;
+  /** Dependency installs (src/packages); default: limits and registry from LAMINA_* variables. */
+  packages?: InstallerOptions;
+}
+
+export interface RefreshOptions {
+  /** Runs before a version found in the database becomes current here; if it rejects, the version is left for a later refresh. */
+  prepare?: (fv: FunctionVersion) => Promise<void>;
+}
+
 interface CurrentEntry {
   fn: FunctionVersion;
   updatedAt: string;
@@ -53,24 +74,76 @@ export class Registry extends EventEmitter<EventArgs> {
     private readonly db: Db,
     private readonly code: CodeStore,
     readonly archiveLimits: ArchiveLimits,
+    private readonly opts: RegistryOptions,
+    /** Installed dependency sets, shared by versions (src/packages). */
+    readonly packages: PackageCache,
   ) {
     super();
   }
 
-  static async open(db: Db, dataDir: string, opts: { archiveLimits?: ArchiveLimits } = {}): Promise<Registry> {
+  static async open(db: Db, dataDir: string, opts: RegistryOptions = {}): Promise<Registry> {
     const code = new CodeStore(path.resolve(dataDir));
     await code.init();
-    const reg = new Registry(db, code, opts.archiveLimits ?? {});
-    const rows = await db.kysely
+    const packages = await PackageCache.open(path.resolve(dataDir), opts.packages ?? installerOptionsFromEnv());
+    const reg = new Registry(db, code, opts.archiveLimits ?? {}, opts, packages);
+    for (const e of await reg.readCurrent()) reg.currentByName.set(e.fn.name, e);
+    return reg;
+  }
+
+  /** Current versions as the database has them (all, or those of `names`). */
+  private async readCurrent(names?: string[]): Promise<CurrentEntry[]> {
+    if (names && names.length === 0) return [];
+    let q = this.db.kysely
       .selectFrom('functions')
       .innerJoin('versions', (j) =>
         j.onRef('versions.name', '=', 'functions.name').onRef('versions.version', '=', 'functions.current_version'),
       )
       .selectAll('versions')
-      .select('functions.updated_at')
-      .execute();
-    for (const row of rows) reg.currentByName.set(row.name, { fn: reg.toVersion(row), updatedAt: row.updated_at });
-    return reg;
+      .select('functions.updated_at');
+    if (names) q = q.where('functions.name', 'in', names);
+    const rows = await q.execute();
+    return rows.map((row) => ({ fn: this.toVersion(row), updatedAt: row.updated_at }));
+  }
+
+  /**
+   * Brings the in-memory map up to date with the database, for `names` or for
+   * every function: newer versions become current (event `deployed`), functions
+   * gone from the database are dropped (event `removed`). Versions only move
+   * forward, so a refresh racing a newer local deploy never undoes it.
+   */
+  async refresh(names?: string[], opts: RefreshOptions = {}): Promise<void> {
+    const ready = new Set<string>();
+    if (opts.prepare) {
+      // The slow part (e.g. fetching code) runs outside the commit lock.
+      for (const e of await this.readCurrent(names)) {
+        const cur = this.currentByName.get(e.fn.name);
+        if (cur && cur.fn.version >= e.fn.version) continue;
+        try {
+          await opts.prepare(e.fn);
+          ready.add(`${e.fn.name}@${e.fn.version}`);
+        } catch {
+          // Left as it is; the caller hears of the failure through its own prepare.
+        }
+      }
+    }
+    await this.exclusive(async () => {
+      const rows = await this.readCurrent(names);
+      const seen = new Set<string>();
+      for (const e of rows) {
+        seen.add(e.fn.name);
+        const cur = this.currentByName.get(e.fn.name);
+        if (cur && cur.fn.version >= e.fn.version) {
+          if (cur.fn.version === e.fn.version) cur.updatedAt = e.updatedAt;
+          continue;
+        }
+        if (opts.prepare && !ready.has(`${e.fn.name}@${e.fn.version}`)) continue;
+        this.currentByName.set(e.fn.name, e);
+        this.emit('deployed', e.fn);
+      }
+      for (const name of names ?? [...this.currentByName.keys()]) {
+        if (!seen.has(name) && this.currentByName.delete(name)) this.emit('removed', name);
+      }
+    });
   }
 
   /** The current version, from memory (called on every invocation). */
@@ -137,17 +210,45 @@ export class Registry extends EventEmitter<EventArgs> {
     const problem = opts.validate?.(manifest);
     if (problem) throw new LaminaError('InvalidFunction', `${MANIFEST_FILE}: ${problem}`);
 
-    // The slow part (compile, hash, fsync) runs outside the commit lock.
-    const staging = await this.code.makeTemp('build-');
-    let stored: StoredCode;
-    let codeEntry: string;
+    // Declared dependencies are installed (or found) in the package cache first;
+    // the entry stays pinned against GC until the version has committed.
+    const plan = manifest.runtime === 'node' ? await this.packages.plan(root, files) : undefined;
+    const deps: AcquiredPackages | undefined = plan ? await this.packages.acquire(plan, manifest.name) : undefined;
     try {
-      ({ codeEntry } = await compileFunction(root, manifest, files, staging));
-      stored = await this.code.commit(staging);
+      // The slow part (compile, hash, fsync) runs outside the commit lock.
+      const staging = await this.code.makeTemp('build-');
+      let stored: StoredCode;
+      let codeEntry: string;
+      try {
+        ({ codeEntry } = await compileFunction(root, manifest, files, staging, deps && { nodeModules: deps.entry.nodeModules, names: deps.plan.dependencies }));
+        stored = await this.code.commit(staging);
+      } finally {
+        await removeTree(staging);
+      }
+      if (this.opts.publishCode) await this.opts.publishCode(stored, deps?.entry);
+      return await this.exclusive(() => this.commitVersion(manifest, stored, codeEntry, deps?.entry.hash));
     } finally {
-      await removeTree(staging);
+      deps?.release();
     }
-    return this.exclusive(() => this.commitVersion(manifest, stored, codeEntry));
+  }
+
+  /** Which stored versions use each package-cache entry (for GC and `GET /packages`). */
+  async packageUsage(): Promise<Map<string, { name: string; version: number; current: boolean }[]>> {
+    const rows = await this.db.kysely
+      .selectFrom('versions')
+      .innerJoin('functions', 'functions.name', 'versions.name')
+      .select(['versions.name', 'versions.version', 'versions.packages_hash', 'functions.current_version'])
+      .where('versions.packages_hash', 'is not', null)
+      .orderBy('versions.name')
+      .orderBy('versions.version')
+      .execute();
+    const out = new Map<string, { name: string; version: number; current: boolean }[]>();
+    for (const r of rows) {
+      const list = out.get(r.packages_hash!) ?? [];
+      list.push({ name: r.name, version: r.version, current: r.current_version === r.version });
+      out.set(r.packages_hash!, list);
+    }
+    return out;
   }
 
   /** Deploys an uploaded .tar.gz of a function directory under `name`. */
@@ -180,12 +281,13 @@ export class Registry extends EventEmitter<EventArgs> {
       if (removed) {
         this.currentByName.delete(name);
         this.emit('removed', name);
+        this.opts.onChange?.(name);
       }
       return removed;
     });
   }
 
-  private async commitVersion(manifest: Manifest, stored: StoredCode, codeEntry: string): Promise<FunctionVersion> {
+  private async commitVersion(manifest: Manifest, stored: StoredCode, codeEntry: string, packagesHash?: string): Promise<FunctionVersion> {
     const now = new Date().toISOString();
     const name = manifest.name;
     const version = await this.db.kysely.transaction().execute(async (trx) => {
@@ -218,6 +320,7 @@ export class Registry extends EventEmitter<EventArgs> {
           code_entry: codeEntry,
           size_bytes: stored.sizeBytes,
           created_at: now,
+          packages_hash: packagesHash ?? null,
         })
         .execute();
       return v;
@@ -231,9 +334,11 @@ export class Registry extends EventEmitter<EventArgs> {
       codeEntry,
       sizeBytes: stored.sizeBytes,
       createdAt: now,
+      ...(packagesHash ? { packagesHash, packagesDir: this.packages.nodeModulesFor(packagesHash) } : {}),
     };
     this.currentByName.set(name, { fn, updatedAt: now });
     this.emit('deployed', fn);
+    this.opts.onChange?.(name);
     return fn;
   }
 
@@ -253,6 +358,7 @@ export class Registry extends EventEmitter<EventArgs> {
       codeEntry: row.code_entry,
       sizeBytes: row.size_bytes,
       createdAt: row.created_at,
+      ...(row.packages_hash ? { packagesHash: row.packages_hash, packagesDir: this.packages.nodeModulesFor(row.packages_hash) } : {}),
     };
   }
 }

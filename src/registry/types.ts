@@ -36,6 +36,10 @@ export interface FunctionVersion {
   /** Total bytes of the stored code. */
   sizeBytes: number;
   createdAt: string;
+  /** Package-cache entry holding the installed dependencies (src/packages), when the function declares any. */
+  packagesHash?: string;
+  /** Its node_modules directory on this host (read-only). */
+  packagesDir?: string;
 }
 
 export interface FunctionSummary {

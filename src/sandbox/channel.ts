@@ -12,6 +12,12 @@ export type WorkerFrame =
       function: { name: string; version: number; memoryMb: number; timeoutMs: number };
     }
   | {
+      /** Optional (node): import the function's dependencies ahead of `load` (pre-started runtimes, SOCK's import cache). */
+      t: 'preload';
+      entry: string;
+      env: Record<string, string>;
+    }
+  | {
       t: 'invoke';
       id: string;
       event: unknown;
@@ -22,6 +28,8 @@ export type WorkerFrame =
 export type RuntimeFrame =
   | { t: 'ready'; runtime: string; version: string; pid: number }
   | { t: 'loaded' }
+  | { t: 'preloaded' }
+  | { t: 'preload_error'; error: { type: string; message: string; stack?: string } }
   | { t: 'load_error'; error: { type: string; message: string; stack?: string } }
   | { t: 'result'; id: string; ok: true; value?: unknown; ms?: number }
   | { t: 'result'; id: string; ok: false; error: { type: string; message: string; stack?: string }; ms?: number }

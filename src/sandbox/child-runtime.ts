@@ -3,6 +3,7 @@
 // process is launched, where its code is placed, how its memory is read and how
 // it is killed or frozen: they pass those in as `ChildHooks`.
 import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { LaminaError } from '../errors.js';
 import { Channel, type RuntimeFrame } from './channel.js';
@@ -46,6 +47,11 @@ interface PendingCall {
   resolve: (o: InvokeOutcome) => void;
 }
 
+/** The generated module listing a version's dependencies (src/packages/bundle.ts). */
+const PRELOAD_FILE = 'preload.mjs';
+
+const versionKey = (spec: LoadSpec): string => `${spec.functionName}@${spec.functionVersion}`;
+
 /** Per-call log cap kept by the worker (the runtime caps too; raw fd output is capped here). */
 const MAX_LOG_BYTES = 64 * 1024;
 const READY_TIMEOUT_MS = 15_000;
@@ -74,6 +80,8 @@ export class ChildRuntimeSandbox implements Sandbox {
   private cleaned: Promise<void> | undefined;
   private deathHandled = false;
   private spec: LoadSpec | undefined;
+  /** Code placed ahead of `load` by `preload`: which version, and its entry path. */
+  private placed: { key: string; entry: string } | undefined;
 
   constructor(
     readonly id: string,
@@ -130,7 +138,7 @@ export class ChildRuntimeSandbox implements Sandbox {
   async load(spec: LoadSpec): Promise<void> {
     if (this.dead) throw new LaminaError('SandboxCrashed', 'the sandbox is not running');
     this.spec = spec;
-    const entry = await this.hooks.placeCode(spec);
+    const entry = this.placed?.key === versionKey(spec) ? this.placed.entry : await this.hooks.placeCode(spec);
     if (this.hooks.userlandMemoryLimitBytes) this.rssLimit = this.hooks.userlandMemoryLimitBytes(spec);
     const done = new Promise<void>((resolve, reject) => {
       const limit = Math.max(spec.timeoutMs, MIN_LOAD_TIMEOUT_MS);
@@ -155,6 +163,28 @@ export class ChildRuntimeSandbox implements Sandbox {
       throw err;
     }
     await this.sampleMemory();
+  }
+
+  async preload(spec: LoadSpec): Promise<void> {
+    if (this.dead) throw new LaminaError('SandboxCrashed', 'the sandbox is not running');
+    if (this.spec || this.placed) throw new Error('preload: the sandbox is already specialized');
+    const entry = await this.hooks.placeCode(spec);
+    this.placed = { key: versionKey(spec), entry };
+    const done = new Promise<void>((resolve, reject) => {
+      const limit = Math.max(spec.timeoutMs, MIN_LOAD_TIMEOUT_MS);
+      const timer = setTimeout(() => reject(new LaminaError('Timeout', `preloading took longer than ${limit} ms`)), limit);
+      this.loadWaiter = {
+        resolve: () => (clearTimeout(timer), resolve()),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      };
+    });
+    this.channel.send({ t: 'preload', entry: path.posix.join(path.posix.dirname(entry), PRELOAD_FILE), env: spec.env });
+    try {
+      await done;
+    } catch (err) {
+      await this.destroy();
+      throw err;
+    }
   }
 
   invoke(req: InvokeRequest): Promise<InvokeOutcome> {
@@ -264,6 +294,7 @@ export class ChildRuntimeSandbox implements Sandbox {
       }
       case 'ready':
       case 'loaded':
+      case 'preloaded':
         this.loadWaiter?.resolve();
         this.loadWaiter = undefined;
         return;
@@ -274,6 +305,10 @@ export class ChildRuntimeSandbox implements Sandbox {
         this.loadWaiter = undefined;
         return;
       }
+      case 'preload_error':
+        this.loadWaiter?.reject(new LaminaError('HandlerError', `a dependency failed to preload: ${frame.error.message}`));
+        this.loadWaiter = undefined;
+        return;
       case 'fatal':
         this.killReason ??= { type: 'SandboxCrashed', message: `the handler crashed the runtime: ${frame.error.message}` };
         this.stderrTail = (this.stderrTail + (frame.error.stack ?? frame.error.message)).slice(-4096);

@@ -4,13 +4,15 @@ import type { Manifest } from '../registry/types.js';
 import { SandboxPool } from './pool.js';
 import { RunDir } from './run-dir.js';
 import { TIER_FACTORIES, AUTO_ORDER } from './tiers.js';
-import type { Sandbox, SandboxBackend, SandboxShape, SandboxTier } from './types.js';
+import type { LoadSpec, Sandbox, SandboxBackend, SandboxShape, SandboxTier } from './types.js';
 
 export interface ProviderOptions {
   /** `auto` picks the strongest available tier; a named tier must be available. */
   tier: 'auto' | SandboxTier;
   poolSize: number;
   log: (msg: string) => void;
+  /** Preloaded sandboxes per function version with installed dependencies (default LAMINA_PRELOAD, else 1; 0 turns preloading off). */
+  preloadSize?: number;
 }
 
 export interface TierStatus {
@@ -55,7 +57,8 @@ export class SandboxProvider {
     const provider = new SandboxProvider(chosen, tiers, runDir, opts.log);
     const warm: SandboxShape[] = [{ runtime: 'node', memoryMb: 128, network: false }];
     for (const [tier, backend] of backends) {
-      const pool = new SandboxPool(backend, { size: opts.poolSize, warmShapes: tier === chosen ? warm : [], log: opts.log });
+      const preloadSize = opts.preloadSize ?? preloadFromEnv();
+      const pool = new SandboxPool(backend, { size: opts.poolSize, warmShapes: tier === chosen ? warm : [], log: opts.log, preloadSize: opts.poolSize > 0 ? preloadSize : 0 });
       provider.pools.set(tier, pool);
       pool.start();
     }
@@ -76,12 +79,25 @@ export class SandboxProvider {
     return undefined;
   }
 
-  async acquire(m: Pick<Manifest, 'sandbox' | 'runtime' | 'memoryMb' | 'network'>): Promise<Sandbox> {
+  /** A sandbox for a function; with its LoadSpec, one that already preloaded its dependencies when one waits. */
+  async acquire(m: Pick<Manifest, 'sandbox' | 'runtime' | 'memoryMb' | 'network'>, spec?: LoadSpec): Promise<Sandbox> {
     const problem = this.check(m);
     if (problem) throw new Error(problem);
     const pool = this.pools.get(this.tierFor(m))!;
-    const { sandbox } = await pool.acquire({ runtime: m.runtime, memoryMb: m.memoryMb, network: m.network });
+    // Isolates need no preloading: their dependencies are bundled into the isolate build.
+    const { sandbox } = await pool.acquire({ runtime: m.runtime, memoryMb: m.memoryMb, network: m.network }, pool.backend.tier === 'isolate' ? undefined : spec);
     return sandbox;
+  }
+
+  /** A version with installed dependencies was deployed: pre-start sandboxes that import them (the tier's pool decides whether it can). */
+  preload(m: Pick<Manifest, 'sandbox' | 'runtime' | 'memoryMb' | 'network'>, spec: LoadSpec): void {
+    if (this.check(m) || this.tierFor(m) === 'isolate') return;
+    this.pools.get(this.tierFor(m))!.preload({ runtime: m.runtime, memoryMb: m.memoryMb, network: m.network }, spec);
+  }
+
+  /** A function was deleted: drop its preloaded sandboxes. */
+  forget(functionName: string): void {
+    for (const p of this.pools.values()) p.forget(functionName);
   }
 
   idleSandboxes(): number {
@@ -94,4 +110,12 @@ export class SandboxProvider {
     await Promise.all([...this.pools.values()].map((p) => p.close()));
     this.runDir.remove();
   }
+}
+
+function preloadFromEnv(): number {
+  const raw = process.env.LAMINA_PRELOAD;
+  if (raw === undefined || raw === '') return 1;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`LAMINA_PRELOAD must be a non-negative integer (got "${raw}")`);
+  return n;
 }

@@ -26,6 +26,8 @@ export interface LoadSpec {
   memoryMb: number;
   timeoutMs: number;
   network: boolean;
+  /** Installed dependencies (src/packages): the package-cache entry and its node_modules dir on the host (read-only). The tier makes them resolvable as `node_modules` beside the code. */
+  packages?: { hash: string; dir: string };
 }
 
 export interface InvokeRequest {
@@ -76,6 +78,13 @@ export interface Sandbox {
   readonly alive: boolean;
   /** Specializes a generic sandbox with one function version. Called once. Rejects with an Error whose message says why. */
   load(spec: LoadSpec): Promise<void>;
+  /**
+   * Optional (tiers that run the node runtime): imports `spec`'s installed
+   * dependencies ahead of `load` (with its environment), so a later `load` of
+   * the same spec finds them in the module cache. Rejects (the sandbox is then
+   * destroyed) when a dependency fails to import.
+   */
+  preload?(spec: LoadSpec): Promise<void>;
   /**
    * Runs one call. Never rejects: failures come back as outcome.error. After a
    * Timeout, SandboxCrashed or MemoryLimitExceeded outcome the sandbox is dead.

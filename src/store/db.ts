@@ -7,7 +7,7 @@ import { Kysely, SqliteDialect } from 'kysely';
 import type { Database } from './schema.js';
 import { migrateToLatest } from './migrations.js';
 
-export type { Database, FunctionsTable, VersionsTable, InvocationsTable } from './schema.js';
+export type { Database, FunctionsTable, VersionsTable, InvocationsTable, CodeBlobsTable, WorkersTable } from './schema.js';
 
 export interface Db {
   readonly kysely: Kysely<Database>;
@@ -33,7 +33,7 @@ export async function openDatabase(dataDir: string): Promise<Db> {
   }
   const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
   try {
-    await migrateToLatest(kysely);
+    await migrateToLatest(kysely, 'sqlite');
   } catch (err) {
     await kysely.destroy();
     throw err;

@@ -1,8 +1,13 @@
 // Schema migrations, in code so that SQLite (embedded) and PostgreSQL (shared)
-// run the same ones. Only portable types: text, integer, double precision.
+// run the same ones. Only portable types: text, integer, bigint, double
+// precision; binary data is the one type whose name differs (blob / bytea).
+// On PostgreSQL, Kysely's migrator takes an advisory lock, so a gateway and
+// its workers may all start (and migrate) at once.
 import { Migrator, type Kysely, type Migration } from 'kysely';
 
-const migrations: Record<string, Migration> = {
+export type Dialect = 'sqlite' | 'postgres';
+
+const migrationsFor = (dialect: Dialect): Record<string, Migration> => ({
   '0001_initial': {
     async up(db: Kysely<any>): Promise<void> {
       await db.schema
@@ -60,13 +65,51 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('functions').execute();
     },
   },
-};
+  // Cluster mode (docs/cluster.md): code distributed by hash, worker membership.
+  // Created on SQLite too, so both modes share one schema.
+  '0002_cluster': {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('code_blobs')
+        .addColumn('hash', 'text', (c) => c.primaryKey())
+        .addColumn('archive', dialect === 'postgres' ? 'bytea' : 'blob', (c) => c.notNull())
+        .addColumn('size_bytes', 'bigint', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('workers')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('url', 'text', (c) => c.notNull())
+        .addColumn('boot', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('seq', 'bigint', (c) => c.notNull())
+        .addColumn('heartbeat_at', 'bigint', (c) => c.notNull())
+        .addColumn('registered_at', 'text', (c) => c.notNull())
+        .addColumn('info', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('stats', 'text', (c) => c.notNull().defaultTo('{}'))
+        .execute();
+    },
+    async down(db: Kysely<any>): Promise<void> {
+      await db.schema.dropTable('workers').execute();
+      await db.schema.dropTable('code_blobs').execute();
+    },
+  },
+  // Package-aware deploys (src/packages): the package-cache entry each version uses.
+  '0003_packages': {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema.alterTable('versions').addColumn('packages_hash', 'text').execute();
+    },
+    async down(db: Kysely<any>): Promise<void> {
+      await db.schema.alterTable('versions').dropColumn('packages_hash').execute();
+    },
+  },
+});
 
 /** Brings any Kysely database (SQLite or PostgreSQL) to the latest schema. */
-export async function migrateToLatest(db: Kysely<any>): Promise<void> {
+export async function migrateToLatest(db: Kysely<any>, dialect: Dialect = 'sqlite'): Promise<void> {
   const migrator = new Migrator({
     db,
-    provider: { getMigrations: async () => migrations },
+    provider: { getMigrations: async () => migrationsFor(dialect) },
   });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {

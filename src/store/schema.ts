@@ -24,6 +24,8 @@ export interface VersionsTable {
   code_entry: string;
   size_bytes: number;
   created_at: string;
+  /** Package-cache entry (sha256 of the install inputs) of the version's dependencies; null without any. Migration 0003. */
+  packages_hash: string | null;
 }
 
 /** One metering record per invocation. */
@@ -48,8 +50,38 @@ export interface InvocationsTable {
   logs: string;
 }
 
+/** Cluster mode: compiled code by content hash (a .tar.gz of the code dir), fetched by workers. */
+export interface CodeBlobsTable {
+  hash: string;
+  archive: Buffer;
+  size_bytes: number;
+  created_at: string;
+}
+
+/** Cluster mode: one row per worker id, kept up to date by its registrations and heartbeats. */
+export interface WorkersTable {
+  id: string;
+  /** Where gateways reach its internal API. */
+  url: string;
+  /** Random per start: a new boot is a restart. */
+  boot: string;
+  /** up | draining | left */
+  state: string;
+  /** Heartbeat counter of this boot (gateways watch it change on their own clocks). */
+  seq: number;
+  /** Epoch ms of the last heartbeat, on the clock of the gateway that received it. */
+  heartbeat_at: number;
+  registered_at: string;
+  /** JSON: what the worker can run (tiers). */
+  info: string;
+  /** JSON: its load and warm functions at the last heartbeat. */
+  stats: string;
+}
+
 export interface Database {
   functions: FunctionsTable;
   versions: VersionsTable;
   invocations: InvocationsTable;
+  code_blobs: CodeBlobsTable;
+  workers: WorkersTable;
 }

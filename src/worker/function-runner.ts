@@ -5,8 +5,24 @@ import { ERROR_STATUS, LaminaError, isLaminaError } from '../errors.js';
 import { billedMs, gbSeconds } from '../metering/billing.js';
 import type { InvocationRecord, InvocationStatus } from '../metering/types.js';
 import type { FunctionVersion } from '../registry/types.js';
-import type { InvokeOutcome, Sandbox } from '../sandbox/types.js';
+import type { InvokeOutcome, LoadSpec, Sandbox } from '../sandbox/types.js';
 import { Instance } from './instance.js';
+
+/** What a sandbox needs to specialize for a version. */
+export function loadSpecOf(fv: FunctionVersion): LoadSpec {
+  return {
+    functionName: fv.name,
+    functionVersion: fv.version,
+    codeDir: fv.codeDir,
+    entry: fv.codeEntry,
+    handler: fv.manifest.handler,
+    env: fv.manifest.env,
+    memoryMb: fv.manifest.memoryMb,
+    timeoutMs: fv.manifest.timeoutMs,
+    network: fv.manifest.network,
+    ...(fv.packagesHash && fv.packagesDir ? { packages: { hash: fv.packagesHash, dir: fv.packagesDir } } : {}),
+  };
+}
 
 export interface CallResult {
   outcome: InvokeOutcome;
@@ -183,17 +199,7 @@ export class FunctionRunner {
         return;
       }
       inst.sandbox = sandbox;
-      await sandbox.load({
-        functionName: fv.name,
-        functionVersion: fv.version,
-        codeDir: fv.codeDir,
-        entry: fv.codeEntry,
-        handler: fv.manifest.handler,
-        env: fv.manifest.env,
-        memoryMb: fv.manifest.memoryMb,
-        timeoutMs: fv.manifest.timeoutMs,
-        network: fv.manifest.network,
-      });
+      await sandbox.load(loadSpecOf(fv));
     } catch (err) {
       await this.retire(inst);
       await sandbox?.destroy();

@@ -4,8 +4,8 @@
 import { LaminaError } from '../errors.js';
 import type { MeterSink } from '../metering/types.js';
 import type { FunctionVersion, RegistryEvents } from '../registry/types.js';
-import type { Sandbox } from '../sandbox/types.js';
-import { FunctionRunner, type CallResult } from './function-runner.js';
+import type { LoadSpec, Sandbox } from '../sandbox/types.js';
+import { FunctionRunner, loadSpecOf, type CallResult } from './function-runner.js';
 import type { Instance } from './instance.js';
 import { MemoryBudget } from './memory-budget.js';
 
@@ -20,7 +20,12 @@ export interface FunctionCatalog {
 
 /** Where the worker gets sandboxes. */
 export interface SandboxSource {
-  acquire(m: FunctionVersion['manifest']): Promise<Sandbox>;
+  /** With the version's LoadSpec, a sandbox that preloaded its dependencies may be handed out. */
+  acquire(m: FunctionVersion['manifest'], spec?: LoadSpec): Promise<Sandbox>;
+  /** A version with installed dependencies became current: sandboxes may preload them (src/packages). */
+  preload?(m: FunctionVersion['manifest'], spec: LoadSpec): void;
+  /** A function was deleted: drop what was preloaded for it. */
+  forget?(name: string): void;
 }
 
 export interface WorkerOptions {
@@ -70,9 +75,13 @@ export class Worker {
     readonly opts: WorkerOptions,
   ) {
     this.budget = new MemoryBudget(opts.memoryBudgetMb);
-    catalog.on('deployed', (fv) => this.runners.get(fv.name)?.update(fv));
+    catalog.on('deployed', (fv) => {
+      this.runners.get(fv.name)?.update(fv);
+      if (fv.packagesHash) sandboxes.preload?.(fv.manifest, loadSpecOf(fv));
+    });
     catalog.on('removed', (name) => {
       this.runners.get(name)?.remove();
+      sandboxes.forget?.(name);
     });
     this.reaper = setInterval(() => this.reap(), Math.max(100, Math.min(1000, opts.keepAliveMs / 2)));
     this.reaper.unref();
@@ -141,7 +150,7 @@ export class Worker {
       maxQueue: this.opts.maxQueue,
       billingGranularityMs: this.opts.billingGranularityMs,
       pauseAfterMs: this.opts.pauseAfterMs,
-      acquire: (fv: FunctionVersion) => this.sandboxes.acquire(fv.manifest),
+      acquire: (fv: FunctionVersion) => this.sandboxes.acquire(fv.manifest, loadSpecOf(fv)),
       reserveMemory: (mb: number) => this.reserveMemory(mb),
       releaseMemory: (mb: number) => this.budget.release(mb),
       offerIdle: (runner: FunctionRunner, inst: Instance) => {

@@ -19,7 +19,7 @@ test('openDatabase creates the schema (idempotently) with WAL and foreign keys',
     const tables = await db.kysely.introspection.getTables();
     const cols = (t: string) => tables.find((x) => x.name === t)?.columns.map((c) => c.name).sort();
     assert.deepEqual(cols('functions'), ['created_at', 'current_version', 'name', 'next_version', 'updated_at']);
-    assert.deepEqual(cols('versions'), ['code_entry', 'code_hash', 'created_at', 'manifest', 'name', 'size_bytes', 'version']);
+    assert.deepEqual(cols('versions'), ['code_entry', 'code_hash', 'created_at', 'manifest', 'name', 'packages_hash', 'size_bytes', 'version']);
     assert.deepEqual(cols('invocations'), [
       'billed_ms', 'cold', 'duration_ms', 'function', 'gb_seconds', 'init_ms', 'instance', 'logs', 'max_memory_mb',
       'memory_mb', 'request_id', 'started_at', 'status', 'status_code', 'version', 'worker',

@@ -8,6 +8,7 @@ import type { InvocationRecord } from '../../metering/types.js';
 import type { FunctionSummary } from '../../registry/types.js';
 import { Client, CliError, errorLine, type ClientOptions } from '../client.js';
 import { table } from '../table.js';
+import { withInstallProgress } from './packages.js';
 
 function client(program: Command): Client {
   return new Client(program.opts() as ClientOptions);
@@ -40,11 +41,9 @@ export function registerClientCommands(program: Command): void {
       if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CliError(`${dir} is not a directory`);
       const name = functionName(dir);
       const archive = await packDirectory(dir);
-      const fv = await client(program).admin<{ name: string; version: number; codeHash: string; manifest: { sandbox: string } }>(
-        'PUT',
-        `/api/v1/functions/${encodeURIComponent(name)}`,
-        archive,
-        'application/gzip',
+      const c = client(program);
+      const fv = await withInstallProgress(c, name, () =>
+        c.admin<{ name: string; version: number; codeHash: string; manifest: { sandbox: string } }>('PUT', `/api/v1/functions/${encodeURIComponent(name)}`, archive, 'application/gzip'),
       );
       console.log(`deployed ${fv.name} version ${fv.version} (code ${fv.codeHash.slice(0, 12)}, sandbox ${fv.manifest.sandbox})`);
     });

@@ -71,11 +71,26 @@ function pickHandler(mod: Record<string, unknown>, name: string): Handler | unde
   return undefined;
 }
 
-async function load(frame: { entry: string; handler: string; env: Record<string, string>; function: typeof fn }): Promise<void> {
-  fn = frame.function;
+function setEnv(env: Record<string, string>): void {
   // The environment is exactly the manifest's, whatever the launcher left (e.g. PWD).
   for (const k of Object.keys(process.env)) delete process.env[k];
-  for (const [k, v] of Object.entries(frame.env)) process.env[k] = v;
+  for (const [k, v] of Object.entries(env)) process.env[k] = v;
+}
+
+/** Imports the function's dependencies (a generated module) before `load`, with the function's environment. */
+async function preload(frame: { entry: string; env: Record<string, string> }): Promise<void> {
+  setEnv(frame.env);
+  try {
+    await import(pathToFileURL(frame.entry).href);
+    send({ t: 'preloaded' });
+  } catch (err) {
+    send({ t: 'preload_error', error: errorInfo(err, 'InitError') });
+  }
+}
+
+async function load(frame: { entry: string; handler: string; env: Record<string, string>; function: typeof fn }): Promise<void> {
+  fn = frame.function;
+  setEnv(frame.env);
   try {
     const mod = (await import(pathToFileURL(frame.entry).href)) as Record<string, unknown>;
     handler = pickHandler(mod, frame.handler);
@@ -134,6 +149,8 @@ function onFrame(line: string, arrived: number): void {
     else void invoke(arrived, frame as never);
   } else if (frame.t === 'load') {
     void load(frame as never);
+  } else if (frame.t === 'preload' && !handler) {
+    void preload(frame as never);
   }
 }
 

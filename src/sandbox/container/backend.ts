@@ -6,10 +6,11 @@
 // already inside all of that; `load` only fills the bind-mounted code directory.
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ChildRuntimeSandbox } from '../child-runtime.js';
 import { placeCodeFiles } from '../code.js';
+import { packageViews } from '../packages.js';
 import type { RunDir } from '../run-dir.js';
 import type { RuntimeName, Sandbox, SandboxBackend, SandboxShape } from '../types.js';
 import { PYTHON, SANDBOX_PATHS, bwrapArgs, etcContents, nodeArgs, nodeBinds, pythonBinds, type Bind } from './bwrap-args.js';
@@ -124,6 +125,11 @@ export class ContainerBackend implements SandboxBackend {
       placeCode: async (spec) => {
         // The directory is already mounted at /var/task: files placed now appear inside.
         await placeCodeFiles(spec.codeDir, codeDir);
+        if (spec.packages) {
+          // The views directory is mounted at /var/packages; the link is resolved inside the sandbox.
+          const view = await packageViews(this.runDir).nodeModules(spec.packages.hash, spec.packages.dir);
+          await symlink(path.posix.join(SANDBOX_PATHS.packages, path.basename(path.dirname(view)), 'node_modules'), path.join(codeDir, 'node_modules'));
+        }
         return path.posix.join(SANDBOX_PATHS.code, spec.entry);
       },
       memory: async () => {
@@ -200,6 +206,7 @@ export class ContainerBackend implements SandboxBackend {
       runtimeFile: this.runDir.runtime(shape.runtime),
       runtimeName: shape.runtime === 'python' ? 'runtime.py' : 'node.mjs',
       codeDir,
+      packagesDir: packageViews(this.runDir).root,
       tmpBytes: this.opts.tmpMb(shape.memoryMb) * MiB,
       network: shape.network,
       seccompFd: SECCOMP_FD,

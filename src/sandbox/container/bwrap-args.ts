@@ -9,6 +9,8 @@ import { existsSync, realpathSync } from 'node:fs';
 export const SANDBOX_PATHS = {
   code: '/var/task',
   runtimeDir: '/var/runtime',
+  /** Views of installed dependencies (read-only; sandbox/packages.ts); /var/task/node_modules links into it. */
+  packages: '/var/packages',
   tmp: '/tmp',
   /** The uid and gid the runtime runs as inside (mapped to a per-sandbox host uid when Lamina is root). */
   uid: 65534,
@@ -54,6 +56,8 @@ export interface BwrapSpec {
   runtimeName: string;
   /** Host directory bind-mounted read-only at /var/task; filled at load time. */
   codeDir: string;
+  /** Host directory of package views, bind-mounted read-only at /var/packages. */
+  packagesDir?: string;
   tmpBytes: number;
   network: boolean;
   /** File descriptor (in bwrap) holding the compiled seccomp program. */
@@ -86,6 +90,7 @@ export function bwrapArgs(s: BwrapSpec): string[] {
   if (s.network) for (const f of NETWORK_FILES) a.push('--ro-bind-try', f, f);
   a.push('--ro-bind', s.runtimeFile, `${SANDBOX_PATHS.runtimeDir}/${s.runtimeName}`);
   a.push('--ro-bind', s.codeDir, SANDBOX_PATHS.code);
+  if (s.packagesDir) a.push('--ro-bind', s.packagesDir, SANDBOX_PATHS.packages);
   a.push('--proc', '/proc');
   // A minimal /dev (null, zero, full, random, urandom, tty, pts), read-only so it is no unbounded scratch space.
   a.push('--dev', '/dev', '--remount-ro', '/dev');
@@ -108,6 +113,7 @@ export function nodeArgs(s: NodeFlagsSpec): string[] {
         '--experimental-permission',
         `--allow-fs-read=${SANDBOX_PATHS.code}/`,
         `--allow-fs-read=${SANDBOX_PATHS.runtimeDir}/`,
+        `--allow-fs-read=${SANDBOX_PATHS.packages}/`,
         `--allow-fs-read=${SANDBOX_PATHS.tmp}/`,
         `--allow-fs-write=${SANDBOX_PATHS.tmp}/`,
         '--disable-warning=ExperimentalWarning',

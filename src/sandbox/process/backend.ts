@@ -5,10 +5,11 @@
 // other sandboxes) and, for functions without network, in an empty network
 // namespace. It is the portable fallback: see docs/security.md for its limits.
 import { spawnSync } from 'node:child_process';
-import { chown, mkdir, readFile, rm } from 'node:fs/promises';
+import { chown, mkdir, readFile, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ChildRuntimeSandbox } from '../child-runtime.js';
 import { placeCodeFiles } from '../code.js';
+import { packageViews } from '../packages.js';
 import type { RunDir } from '../run-dir.js';
 import type { RuntimeName, Sandbox, SandboxBackend, SandboxShape } from '../types.js';
 
@@ -61,10 +62,13 @@ export class ProcessBackend implements SandboxBackend {
     if (this.isolation.dropPrivileges) await chown(tmpDir, uid, uid);
 
     const runtime = this.runDir.runtime(shape.runtime);
+    // Installed dependencies are read through code/node_modules -> a view under this root (sandbox/packages.ts).
+    const views = packageViews(this.runDir);
     const nodeArgs = [
       '--experimental-permission',
       `--allow-fs-read=${runtime}`,
       `--allow-fs-read=${codeDir}/`,
+      `--allow-fs-read=${views.root}/`,
       `--allow-fs-read=${tmpDir}/`,
       `--allow-fs-write=${tmpDir}/`,
       `--max-old-space-size=${shape.memoryMb}`,
@@ -84,6 +88,7 @@ export class ProcessBackend implements SandboxBackend {
     const sandbox = new ChildRuntimeSandbox(id, 'process', shape, {
       placeCode: async (spec) => {
         await placeCodeFiles(spec.codeDir, codeDir);
+        if (spec.packages) await symlink(await views.nodeModules(spec.packages.hash, spec.packages.dir), path.join(codeDir, 'node_modules'));
         return path.join(codeDir, spec.entry);
       },
       memory: async (pid) => {
