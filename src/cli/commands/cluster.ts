@@ -9,15 +9,8 @@ import { DEFAULT_EPSILON, ROUTING_POLICIES, isRoutingPolicy } from '../../cluste
 import { startWorkerNode, type WorkerNodeConfig } from '../../cluster/worker-node.js';
 import { isPostgresUrl } from '../../store/postgres.js';
 import { Client, CliError, type ClientOptions } from '../client.js';
+import { int, runUntilSignal } from '../run.js';
 import { table } from '../table.js';
-
-function int(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new CliError(`${name} must be a non-negative integer (got "${v}")`);
-    return n;
-  };
-}
 
 function positive(name: string) {
   return (v: string): number => {
@@ -43,27 +36,6 @@ function databaseUrl(flag: string | undefined): string {
 }
 
 /** Runs a node until SIGTERM/SIGINT, then closes it gracefully (a second signal exits at once). */
-function runUntilSignal(what: string, close: () => Promise<void>, stopping: string): void {
-  let stopped = false;
-  const stop = (signal: string) => {
-    if (stopped) {
-      console.error(`lamina: ${signal} again, exiting now`);
-      process.exit(1);
-    }
-    stopped = true;
-    console.log(`Lamina ${what}: ${signal} received, ${stopping}...`);
-    close().then(
-      () => process.exit(0),
-      (err: Error) => {
-        console.error(`lamina: shutdown failed: ${err.message}`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-}
-
 export function registerGateway(program: Command): void {
   program
     .command('gateway')

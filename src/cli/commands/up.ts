@@ -3,14 +3,7 @@ import type { Command } from 'commander';
 import { baseConfig, validateConfig, type ServerConfig } from '../../config.js';
 import { startServer } from '../../server.js';
 import { CliError } from '../client.js';
-
-function int(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new CliError(`${name} must be a non-negative integer (got "${v}")`);
-    return n;
-  };
-}
+import { int, runUntilSignal } from '../run.js';
 
 export function registerUp(program: Command): void {
   program
@@ -55,23 +48,6 @@ export function registerUp(program: Command): void {
       console.log(`  admin token:  ${server.tokenFile ? `in ${server.tokenFile}` : 'from LAMINA_TOKEN/--token'}`);
       if (config.deploy.length) console.log(`  try:          curl ${server.url}/run/<name>`);
 
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) {
-          console.error(`lamina: ${signal} again, exiting now`);
-          process.exit(1);
-        }
-        stopping = true;
-        console.log(`Lamina: ${signal} received, finishing calls in flight and stopping sandboxes...`);
-        server.close().then(
-          () => process.exit(0),
-          (err: Error) => {
-            console.error(`lamina: shutdown failed: ${err.message}`);
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
+      runUntilSignal('', () => server.close(), 'finishing calls in flight and stopping sandboxes');
     });
 }
