@@ -10,7 +10,7 @@ import { InvocationStore } from './metering/store.js';
 import { Registry } from './registry/registry.js';
 import { SandboxProvider } from './sandbox/provider.js';
 import { openDatabase } from './store/db.js';
-import { Worker } from './worker/worker.js';
+import { Worker, workerOptions } from './worker/worker.js';
 
 export interface RunningServer {
   url: string;
@@ -47,15 +47,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   log.info(`sandbox tier: ${chosen.tier} (${config.sandbox === 'auto' ? 'auto' : 'chosen'}; ${chosen.reason})${skipped.length ? `; unavailable: ${skipped.join('; ')}` : ''}`);
 
   const invocations = new InvocationStore(db, config.prices, config.billingGranularityMs, (m) => log.error(m));
-  const worker = new Worker(registry, sandboxes, invocations, {
-    id: config.workerId,
-    keepAliveMs: config.keepAliveMs,
-    maxQueue: config.maxQueue,
-    billingGranularityMs: config.billingGranularityMs,
-    memoryBudgetMb: config.memoryBudgetMb,
-    memoryWaitMs: config.memoryWaitMs,
-    pauseAfterMs: config.pauseAfterMs,
-  });
+  const worker = new Worker(registry, sandboxes, invocations, workerOptions(config, config.workerId));
   const metrics = new Metrics(() => worker.stats());
   const app = await buildGateway({
     registry,

@@ -17,7 +17,7 @@ import { Registry } from '../registry/registry.js';
 import type { FunctionVersion } from '../registry/types.js';
 import { SandboxProvider } from '../sandbox/provider.js';
 import { openPostgres } from '../store/postgres.js';
-import { Worker } from '../worker/worker.js';
+import { Worker, workerOptions } from '../worker/worker.js';
 import { Agent } from './agent.js';
 import { CodeCache } from './code.js';
 import { PgListener, REGISTRY_CHANNEL } from './notify.js';
@@ -98,15 +98,7 @@ export async function startWorkerNode(config: WorkerNodeConfig): Promise<Running
     const chosen = sandboxes.tiers.find((t) => t.tier === sandboxes.defaultTier)!;
     const invocations = new InvocationStore(db, config.prices, config.billingGranularityMs, (m) => log.error(m));
     cleanups.push(() => invocations.flush());
-    const worker = new Worker(registry, sandboxes, invocations, {
-      id,
-      keepAliveMs: config.keepAliveMs,
-      maxQueue: config.maxQueue,
-      billingGranularityMs: config.billingGranularityMs,
-      memoryBudgetMb: config.memoryBudgetMb,
-      memoryWaitMs: config.memoryWaitMs,
-      pauseAfterMs: config.pauseAfterMs,
-    });
+    const worker = new Worker(registry, sandboxes, invocations, workerOptions(config, id));
     cleanups.push(() => worker.shutdown());
 
     // A new version of a function warm here is fetched before it becomes current, so the switch costs no fetch on the hot path.

@@ -36,6 +36,15 @@ interface PreloadSlot extends ShapeSlot {
   spec: LoadSpec;
 }
 
+/** Parks a ready sandbox in an idle list, and drops it from there if it dies while waiting. */
+function keepIdle(idle: Sandbox[], sandbox: Sandbox): void {
+  idle.push(sandbox);
+  sandbox.onDeath(() => {
+    const i = idle.indexOf(sandbox);
+    if (i >= 0) idle.splice(i, 1);
+  });
+}
+
 export function shapeKey(s: SandboxShape): string {
   return `${s.runtime}:${s.memoryMb}:${s.network ? 'net' : 'nonet'}`;
 }
@@ -172,11 +181,7 @@ export class SandboxPool {
           if (!sandbox.preload) throw new Error(`the ${this.backend.tier} tier cannot preload`);
           await sandbox.preload(slot.spec);
           if (this.closed || this.preloaded.get(key) !== slot) return sandbox.destroy();
-          slot.idle.push(sandbox);
-          sandbox.onDeath(() => {
-            const i = slot.idle.indexOf(sandbox);
-            if (i >= 0) slot.idle.splice(i, 1);
-          });
+          keepIdle(slot.idle, sandbox);
         })
         .catch((err: Error) => {
           slot.failing = true;
@@ -204,11 +209,7 @@ export class SandboxPool {
         .create(slot.shape)
         .then((sandbox) => {
           if (this.closed || this.slots.get(shapeKey(slot.shape)) !== slot) return sandbox.destroy();
-          slot.idle.push(sandbox);
-          sandbox.onDeath(() => {
-            const i = slot.idle.indexOf(sandbox);
-            if (i >= 0) slot.idle.splice(i, 1);
-          });
+          keepIdle(slot.idle, sandbox);
         })
         .catch((err: Error) => {
           slot.failing = true;

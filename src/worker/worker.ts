@@ -1,6 +1,7 @@
 // The node-level worker: one FunctionRunner per function, a shared memory
 // budget with least-recently-used eviction of idle instances, keep-alive
 // expiry, and the link from instances to metering.
+import type { ServerConfig } from '../config.js';
 import { LaminaError } from '../errors.js';
 import type { MeterSink } from '../metering/types.js';
 import type { FunctionVersion, RegistryEvents } from '../registry/types.js';
@@ -41,6 +42,19 @@ export interface WorkerOptions {
   memoryWaitMs: number;
   /** Idle time before a pausable instance is frozen; negative disables. */
   pauseAfterMs: number;
+}
+
+/** The worker's settings out of a server's configuration (one node or a cluster worker). */
+export function workerOptions(c: Pick<ServerConfig, 'keepAliveMs' | 'maxQueue' | 'billingGranularityMs' | 'memoryBudgetMb' | 'memoryWaitMs' | 'pauseAfterMs'>, id: string): WorkerOptions {
+  return {
+    id,
+    keepAliveMs: c.keepAliveMs,
+    maxQueue: c.maxQueue,
+    billingGranularityMs: c.billingGranularityMs,
+    memoryBudgetMb: c.memoryBudgetMb,
+    memoryWaitMs: c.memoryWaitMs,
+    pauseAfterMs: c.pauseAfterMs,
+  };
 }
 
 export interface WorkerStats {
