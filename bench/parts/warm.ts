@@ -11,6 +11,7 @@ import { summarizeProfile } from '../lib/profile.js';
 import { FUNCTIONS, backgroundLoad, cpuTimeMs, sleep, startBaseline, startLamina, type Proc } from '../lib/server.js';
 import { median } from '../lib/stats.js';
 import { fmt, table } from '../lib/table.js';
+import { startWorkerd } from '../lib/workerd.js';
 
 const BODY = '{"hello":"world"}';
 const CONNECTIONS = [1, 32];
@@ -38,6 +39,14 @@ export const warm: Part = async (o) => {
     const bare = await startBaseline('bare');
     procs.push(bare);
     const targets: Target[] = [{ name: 'bare node', url: bare.url, pid: bare.pid }];
+    // The peer to beat: Cloudflare's workerd serving the same echo (issue 15).
+    try {
+      const w = await startWorkerd();
+      procs.push(w);
+      targets.push({ name: 'workerd', url: w.url, pid: w.pid });
+    } catch (err) {
+      notes.push(`workerd skipped: ${(err as Error).message}`);
+    }
     for (const tier of o.tiers) {
       let lamina;
       try {
@@ -76,6 +85,7 @@ export const warm: Part = async (o) => {
         }
       }
       let bareRow: { p50: number; rps: number } | undefined;
+      let peerRow: { rps: number } | undefined;
       for (const t of targets) {
         const rs = runs.get(t.name)!;
         const row = {
@@ -98,6 +108,17 @@ export const warm: Part = async (o) => {
           row.overheadP50 = row.p50 - bareRow.p50;
           row.rpsRatio = row.rps / bareRow.rps;
           const failing = row.errors > 0 ? ` (${row.errors} error responses)` : '';
+          if (t.name === 'workerd') {
+            peerRow = row;
+            rows.push(row);
+            continue;
+          }
+          // Issue 15's aims: p50 overhead under 0.1 ms at one connection; at 32, the isolate tier at
+          // workerd's req/s or more, every other tier at 40% of the bare server or more.
+          if (c === 1) checks.push({ aim: `warm p50 overhead < 0.1 ms (${t.name}, c=1)`, measured: `${fmt(row.overheadP50, 3)} ms${failing}`, met: !failing && row.overheadP50 < 0.1 });
+          if (peerRow && t.name.startsWith('isolate') && c > 1) {
+            checks.push({ aim: `isolate req/s >= workerd's (${t.name}, c=${c})`, measured: `${fmt(row.rps)} vs ${fmt(peerRow.rps)} req/s${failing}`, met: !failing && row.rps >= peerRow.rps });
+          }
           checks.push({ aim: `warm p50 overhead < 1 ms (${t.name}, c=${c})`, measured: `${fmt(row.overheadP50, 3)} ms${failing}`, met: !failing && row.overheadP50 < 1 });
           checks.push({ aim: `warm throughput >= 40% of bare (${t.name}, c=${c})`, measured: `${fmt(100 * row.rpsRatio, 1)}%${failing}`, met: !failing && row.rpsRatio >= 0.4 });
         }
