@@ -5,6 +5,7 @@ import { ERROR_STATUS, LaminaError, isLaminaError } from '../errors.js';
 import { billedMs, gbSeconds } from '../metering/billing.js';
 import type { InvocationRecord, InvocationStatus } from '../metering/types.js';
 import type { FunctionVersion } from '../registry/types.js';
+import { safe, type SafeSandbox } from '../sandbox/safe-sandbox.js';
 import type { InvokeOutcome, LoadSpec, Sandbox } from '../sandbox/types.js';
 import { Instance } from './instance.js';
 
@@ -191,9 +192,9 @@ export class FunctionRunner {
       }
       return;
     }
-    let sandbox: Sandbox | undefined;
+    let sandbox: SafeSandbox | undefined;
     try {
-      sandbox = await this.deps.acquire(fv);
+      sandbox = safe(await this.deps.acquire(fv));
       if (inst.isDead()) {
         await sandbox.destroy();
         return;
@@ -241,13 +242,12 @@ export class FunctionRunner {
 
   private schedulePause(inst: Instance): void {
     const sb = inst.sandbox;
-    if (!sb?.pause || this.deps.pauseAfterMs < 0 || inst.paused) return;
+    if (!sb?.canPause || this.deps.pauseAfterMs < 0 || inst.paused) return;
     clearTimeout(inst.pauseTimer);
     inst.pauseTimer = setTimeout(() => {
       inst.pauseTimer = undefined;
-      if (!inst.idle || inst.paused) return;
-      inst.paused = true;
-      sb.pause!().catch(() => (inst.paused = false));
+      // The wrapper drops the pause if a call arrives first, and thaws before handing one over.
+      if (inst.idle) void sb.pause();
     }, this.deps.pauseAfterMs);
   }
 
@@ -259,23 +259,24 @@ export class FunctionRunner {
     const cold = inst.calls === 1;
     clearTimeout(inst.pauseTimer);
     inst.pauseTimer = undefined;
-    if (inst.paused) {
-      inst.paused = false;
-      await sandbox.resume!().catch(() => undefined);
-    }
     const startedAt = Date.now();
-    const outcome = await sandbox.invoke({ requestId, event, deadlineMs: startedAt + fv.manifest.timeoutMs, coldStart: cold });
-    inst.inflight--;
-    inst.lastUsed = Date.now();
+    let outcome: InvokeOutcome | undefined;
+    try {
+      outcome = await sandbox.invoke({ requestId, event, deadlineMs: startedAt + fv.manifest.timeoutMs, coldStart: cold });
+    } finally {
+      // Whatever happened, the slot is given back; a sandbox that did not answer goes (with its memory).
+      inst.inflight--;
+      inst.lastUsed = Date.now();
+      if (!outcome || !sandbox.alive) {
+        // A dead instance is replaced on demand: queued calls start a fresh one.
+        await this.retire(inst);
+        this.scale();
+      } else {
+        this.drain(inst);
+      }
+    }
     const record = this.recordFor(inst, requestId, startedAt, cold, outcome);
     this.deps.record(record);
-    if (!sandbox.alive) {
-      // A dead instance is replaced on demand: queued calls start a fresh one.
-      await this.retire(inst);
-      this.scale();
-    } else {
-      this.drain(inst);
-    }
     return { outcome, record };
   }
 
