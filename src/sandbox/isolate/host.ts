@@ -54,7 +54,7 @@ function urlParts(u: URL): string {
 /** Host functions the prelude takes off the global object. Their arguments come from untrusted code. */
 function installBridges(iso: Iso, jail: IVM.Reference, network: boolean): void {
   jail.setSync('__lh_log', new ivm.Callback((call: unknown, text: unknown) => {
-    if (typeof text !== 'string') return;
+    if (typeof text !== 'string' || text.length === 0) return;
     const inCall = typeof call === 'string' && iso.inflight.has(call);
     if (!inCall) {
       if (iso.looseLogBytes >= MAX_LOG_CHUNK) return;

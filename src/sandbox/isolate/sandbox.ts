@@ -134,6 +134,8 @@ export class IsolateSandbox implements Sandbox, IsolateListener {
 
   /** IsolateListener: output of this isolate. */
   log(callId: string | null, data: string): void {
+    // Empty pieces are dropped: a flood of them must cost nothing (the rest is capped by bytes).
+    if (data.length === 0) return;
     const call = callId === null ? undefined : this.pending.get(callId);
     if (call) {
       if (call.logBytes >= MAX_LOG_BYTES) return;
