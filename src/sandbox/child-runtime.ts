@@ -85,6 +85,8 @@ export class ChildRuntimeSandbox implements Sandbox {
   private exited: Promise<void> | undefined;
   private cleaned: Promise<void> | undefined;
   private deathHandled = false;
+  /** Set when the sandbox's own watchdogs killed it (not the worker's destroy). */
+  private selfKilled = false;
   private spec: LoadSpec | undefined;
   /** Code placed ahead of `load` by `preload`: which version, and its entry path. */
   private placed: { key: string; entry: string } | undefined;
@@ -369,6 +371,7 @@ export class ChildRuntimeSandbox implements Sandbox {
 
   private kill(type: InvokeErrorType, message: string): void {
     if (this.dead || this.destroying) return;
+    this.selfKilled = true;
     this.killReason = { type, message };
     void this.destroy();
   }
@@ -404,8 +407,10 @@ export class ChildRuntimeSandbox implements Sandbox {
     if (!wasDestroying) {
       this.destroying = true;
       await this.cleanup();
-      for (const l of this.deathListeners) l(`${reason.type}: ${reason.message}`);
     }
+    // Killed by the worker's own watchdogs (timeout, memory, protocol) is dying on its own too:
+    // without this, a sandbox killed while idle would stay listed as an instance.
+    if (!wasDestroying || this.selfKilled) for (const l of this.deathListeners) l(`${reason.type}: ${reason.message}`);
   }
 
   private failure(type: InvokeErrorType, message: string, startedAt: number, logs: string[]): InvokeOutcome {
