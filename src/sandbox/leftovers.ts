@@ -127,9 +127,9 @@ export interface SweepReport {
 }
 
 /** Kills, thaws and removes the cgroups and run dirs of dead Lamina processes. */
-export async function sweepLeftovers(opts: { tmpDir?: string; bases?: string[] } = {}): Promise<SweepReport> {
+export async function sweepLeftovers(opts: { tmpDir?: string; bases?: string[]; /** Only these (dead) pids' leftovers. */ pids?: number[] } = {}): Promise<SweepReport> {
   const report: SweepReport = { cgroups: 0, processes: 0, runDirs: 0 };
-  const dead = (pid: number) => pid !== process.pid && !pidAlive(pid);
+  const dead = (pid: number) => pid !== process.pid && (!opts.pids || opts.pids.includes(pid)) && !pidAlive(pid);
   const dirs = [...new Set((opts.bases ?? cgroupBases()).flatMap((b) => findParents(b, dead)))].flatMap(subtree);
   if (dirs.length > 0) {
     // Kill everything first (in every hierarchy), then thaw: a frozen task dies once thawed (v1);
