@@ -47,6 +47,9 @@ export interface RunnerDeps {
   record(r: InvocationRecord): void;
 }
 
+/** Starts tried for the calls waiting before they fail with the start's error. */
+const MAX_START_ATTEMPTS = 3;
+
 interface QueuedCall {
   requestId: string;
   event: unknown;
@@ -58,6 +61,8 @@ export class FunctionRunner {
   readonly instances = new Set<Instance>();
   private queue: QueuedCall[] = [];
   private removed = false;
+  /** Instance starts that failed in a row (not for the function's own fault). */
+  private startFailures = 0;
 
   constructor(
     public version: FunctionVersion,
@@ -205,10 +210,18 @@ export class FunctionRunner {
       await this.retire(inst);
       await sandbox?.destroy();
       const e = isLaminaError(err) ? err : new LaminaError('SandboxCrashed', `could not start an instance: ${(err as Error).message}`);
-      // The waiting calls would fail the same way; the next call tries a fresh start.
+      // A sandbox that died while starting (killed, a slow start) may be a passing accident: the
+      // waiting calls get a few more starts. A function whose own code fails to load would fail
+      // the same way every time: its waiting calls fail now, and the next call tries afresh.
+      if (e.type === 'SandboxCrashed' && ++this.startFailures < MAX_START_ATTEMPTS) {
+        this.scale();
+        return;
+      }
+      this.startFailures = 0;
       this.failQueue(e);
       return;
     }
+    this.startFailures = 0;
     if (inst.isDead()) return;
     inst.initMs = performance.now() - started;
     inst.state = 'ready';
