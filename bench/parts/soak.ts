@@ -244,6 +244,13 @@ export const soak: Part = async (o) => {
     }
     const cols = ['minute', 'calls', 'p50Ms', 'p99Ms', 'maxMs', 'rssMb', 'openFds', 'sandboxes', 'outcomes'];
     log(table(cols, rows.map((r) => cols.map((c) => r[c] as string | number))));
+    // What failed, by function and cause (messages cut before their variable parts).
+    const kinds = new Map<string, number>();
+    for (const x of samples) if (x.status !== 200) {
+      const k = `${x.fn} ${x.status} ${x.type}: ${x.message.replace(/\(deadline [^)]*\)|[0-9a-f-]{36}|\d+/g, '#').slice(0, 90)}`;
+      kinds.set(k, (kinds.get(k) ?? 0) + 1);
+    }
+    for (const [k, n] of [...kinds].sort((a, b) => b[1] - a[1]).slice(0, 12)) notes.push(`failures: ${n} x ${k}`);
     for (const u of unexpected.slice(0, 5)) notes.push(`unexpected: ${u.fn} ${u.status} ${u.type}: ${u.message.slice(0, 160)}`);
     for (const h of hung.slice(0, 5)) notes.push(`hung: ${h.fn} ${h.status} after ${h.ms.toFixed(0)} ms: ${h.message.slice(0, 160)}`);
     notes.push(`${samples.length} calls; ${kills} sandboxes SIGKILLed, ${chaosFailures} calls failed by that chaos; ${redeploys} redeploys of "fast"; ${recreations} re-creations of "ephemeral"`);
