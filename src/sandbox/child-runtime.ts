@@ -118,8 +118,9 @@ export class ChildRuntimeSandbox implements Sandbox {
       this.child.once('exit', () => resolve());
       this.child.once('error', () => resolve());
     });
-    this.child.on('error', (err) => this.die(`failed to start: ${err.message}`, null));
-    this.child.on('exit', (code, signal) => this.die(signal ? `killed by ${signal}` : `exited with code ${code}`, signal));
+    // A failure while handling a death must not become an unhandled rejection in the server.
+    this.child.on('error', (err) => void this.die(`failed to start: ${err.message}`, null).catch(() => undefined));
+    this.child.on('exit', (code, signal) => void this.die(signal ? `killed by ${signal}` : `exited with code ${code}`, signal).catch(() => undefined));
     this.child.stdout!.on('data', (b: Buffer) => this.rawOutput(b.toString('utf8')));
     this.child.stderr!.on('data', (b: Buffer) => {
       const s = b.toString('utf8');
