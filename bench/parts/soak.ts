@@ -257,7 +257,12 @@ export const soak: Part = async (o) => {
 
     // Everything of the server gone after a graceful stop.
     await server.stop();
-    const left = leftovers(pid);
+    // The server's reaper may still be clearing up after a stop that ended in SIGKILL.
+    let left = leftovers(pid);
+    for (let i = 0; i < 50 && left.processes + left.cgroups + left.runDirs > 0; i++) {
+      await sleep(100);
+      left = leftovers(pid);
+    }
     if (left.processes + left.cgroups + left.runDirs > 0) {
       // What the stop left, the next start of any Lamina sweeps: show that it does.
       const next = await startLamina({});
