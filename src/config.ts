@@ -40,6 +40,15 @@ function num(env: NodeJS.ProcessEnv, key: string, fallback: number): number {
   return n;
 }
 
+/** A number that may be negative (e.g. -1 = "never"). */
+function signedNum(env: NodeJS.ProcessEnv, key: string, fallback: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n)) throw new Error(`${key} must be a number (got "${raw}")`);
+  return n;
+}
+
 /** Defaults and environment; the CLI layers its flags on top. */
 export function baseConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   return {
@@ -54,7 +63,8 @@ export function baseConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     billingGranularityMs: num(env, 'LAMINA_BILLING_GRANULARITY_MS', 100),
     memoryBudgetMb: num(env, 'LAMINA_MEMORY_BUDGET_MB', Math.floor((os.totalmem() / 1048576) * 0.75)),
     memoryWaitMs: num(env, 'LAMINA_MEMORY_WAIT_MS', 10_000),
-    pauseAfterMs: num(env, 'LAMINA_PAUSE_AFTER_MS', 1000),
+    // Negative: never pause (docs/configuration.md).
+    pauseAfterMs: signedNum(env, 'LAMINA_PAUSE_AFTER_MS', 1000),
     payloadLimitBytes: num(env, 'LAMINA_PAYLOAD_LIMIT_BYTES', 6 * 1024 * 1024),
     deployLimitBytes: num(env, 'LAMINA_DEPLOY_LIMIT_BYTES', 50 * 1024 * 1024),
     prices: {

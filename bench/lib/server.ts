@@ -144,8 +144,11 @@ async function stopChild(name: string, child: ChildProcess): Promise<void> {
     clearTimeout(timer);
   }
   live.delete(child);
-  // Give orphans a moment to notice (parent-death signals), then sweep.
+  // Give orphans a moment to notice (parent-death signals), then sweep. A Lamina
+  // server's reaper (src/sandbox/leftovers.ts) clears up after it: let it finish first.
   await new Promise((r) => setTimeout(r, 100));
+  const isReaper = (p: number) => { try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('lamina-reaper'); } catch { return false; } };
+  for (let i = 0; i < 100 && kids.some((k) => isReaper(k.pid)); i++) await new Promise((r) => setTimeout(r, 100));
   const table = processTable();
   const left = kids.filter((k) => { const t = table.get(k.pid); return t?.start === k.start && !t.zombie; });
   if (left.length) {

@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { LaminaError, isLaminaError } from '../errors.js';
 import type { GatewayDeps } from './app.js';
 import { sendError } from './app.js';
+import { MAX_EVENT_DEPTH, jsonDepth } from './json-depth.js';
 
 type RunRequest = FastifyRequest<{ Params: { name: string } }>;
 
@@ -12,6 +13,7 @@ function parseEvent(body: unknown): unknown {
   if (!Buffer.isBuffer(body) || body.length === 0) return {};
   const text = body.toString('utf8');
   if (text.trim() === '') return {};
+  if (jsonDepth(text, MAX_EVENT_DEPTH) > MAX_EVENT_DEPTH) throw new LaminaError('BadRequest', `the event is nested deeper than ${MAX_EVENT_DEPTH} levels of arrays and objects`);
   try {
     return JSON.parse(text);
   } catch (err) {

@@ -1,5 +1,7 @@
 // The frames of the runtime wire protocol (docs/runtime-protocol.md), carried as
 // newline-delimited JSON over one duplex byte stream (fd 3 of the runtime).
+import type { Duplex } from 'node:stream';
+import { MAX_FRAME_BYTES, parseRuntimeFrame } from './frames.js';
 import { LineChannel } from './line-channel.js';
 
 /** Frames the worker sends. */
@@ -27,7 +29,7 @@ export type WorkerFrame =
 /** Frames a runtime sends. */
 export type RuntimeFrame =
   | { t: 'ready'; runtime: string; version: string; pid: number }
-  | { t: 'loaded' }
+  | { t: 'loaded'; kind?: 'fetch' | 'handler' }
   | { t: 'preloaded' }
   | { t: 'preload_error'; error: { type: string; message: string; stack?: string } }
   | { t: 'load_error'; error: { type: string; message: string; stack?: string } }
@@ -36,5 +38,9 @@ export type RuntimeFrame =
   | { t: 'log'; id: string | null; stream: 'stdout' | 'stderr'; data: string }
   | { t: 'fatal'; error: { type: string; message: string; stack?: string } };
 
-/** The worker's end of a runtime's fd 3. */
-export class Channel extends LineChannel<RuntimeFrame, WorkerFrame> {}
+/** The worker's end of a runtime's fd 3: every frame is checked (frames.ts) before it is handed on. */
+export class Channel extends LineChannel<RuntimeFrame, WorkerFrame> {
+  constructor(stream: Duplex, onFrame: (frame: RuntimeFrame) => void, onClose: (reason: string) => void) {
+    super(stream, onFrame, onClose, { maxBytes: MAX_FRAME_BYTES, parse: (raw) => parseRuntimeFrame(raw) as RuntimeFrame });
+  }
+}

@@ -7,6 +7,8 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { LaminaError } from '../errors.js';
 import { Channel, type RuntimeFrame } from './channel.js';
+import { ProtocolViolation } from './frames.js';
+import { VIOLATION } from './line-channel.js';
 import type { InvokeError, InvokeErrorType, InvokeOutcome, InvokeRequest, LoadSpec, Sandbox, SandboxShape, SandboxStats, SandboxTier } from './types.js';
 
 export interface ChildLaunch {
@@ -57,6 +59,8 @@ const MAX_LOG_BYTES = 64 * 1024;
 const READY_TIMEOUT_MS = 15_000;
 const MIN_LOAD_TIMEOUT_MS = 10_000;
 const MEMORY_SAMPLE_MS = 50;
+/** How often an idle sandbox with a userland memory cap is checked (timers run between calls too). */
+const IDLE_SAMPLE_MS = 250;
 /** How far below the worker's own measurement a runtime-reported duration may be. */
 const MAX_CLOCK_SKEW_MS = 5;
 
@@ -66,6 +70,7 @@ export class ChildRuntimeSandbox implements Sandbox {
   private pending = new Map<string, PendingCall>();
   private deathListeners: ((reason: string) => void)[] = [];
   private instanceLogs: string[] = [];
+  private instanceLogBytes = 0;
   private stderrTail = '';
   private dead = false;
   private destroying = false;
@@ -75,10 +80,13 @@ export class ChildRuntimeSandbox implements Sandbox {
   private loadWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
   private peakMemory = 0;
   private sampler: NodeJS.Timeout | undefined;
+  private idleWatch: NodeJS.Timeout | undefined;
   private rssLimit = 0;
   private exited: Promise<void> | undefined;
   private cleaned: Promise<void> | undefined;
   private deathHandled = false;
+  /** Set when the sandbox's own watchdogs killed it (not the worker's destroy). */
+  private selfKilled = false;
   private spec: LoadSpec | undefined;
   /** Code placed ahead of `load` by `preload`: which version, and its entry path. */
   private placed: { key: string; entry: string } | undefined;
@@ -110,8 +118,9 @@ export class ChildRuntimeSandbox implements Sandbox {
       this.child.once('exit', () => resolve());
       this.child.once('error', () => resolve());
     });
-    this.child.on('error', (err) => this.die(`failed to start: ${err.message}`, null));
-    this.child.on('exit', (code, signal) => this.die(signal ? `killed by ${signal}` : `exited with code ${code}`, signal));
+    // A failure while handling a death must not become an unhandled rejection in the server.
+    this.child.on('error', (err) => void this.die(`failed to start: ${err.message}`, null).catch(() => undefined));
+    this.child.on('exit', (code, signal) => void this.die(signal ? `killed by ${signal}` : `exited with code ${code}`, signal).catch(() => undefined));
     this.child.stdout!.on('data', (b: Buffer) => this.rawOutput(b.toString('utf8')));
     this.child.stderr!.on('data', (b: Buffer) => {
       const s = b.toString('utf8');
@@ -148,7 +157,7 @@ export class ChildRuntimeSandbox implements Sandbox {
         reject: (e) => (clearTimeout(timer), reject(e)),
       };
     });
-    this.channel.send({
+    this.send({
       t: 'load',
       entry,
       handler: spec.handler,
@@ -163,6 +172,13 @@ export class ChildRuntimeSandbox implements Sandbox {
       throw err;
     }
     await this.sampleMemory();
+    if (this.rssLimit > 0 && !this.dead) {
+      // Code may allocate between calls (a timer): the cap holds while idle as well.
+      this.idleWatch = setInterval(() => {
+        if (this.pending.size === 0) void this.sampleMemory();
+      }, IDLE_SAMPLE_MS);
+      this.idleWatch.unref();
+    }
   }
 
   async preload(spec: LoadSpec): Promise<void> {
@@ -178,7 +194,7 @@ export class ChildRuntimeSandbox implements Sandbox {
         reject: (e) => (clearTimeout(timer), reject(e)),
       };
     });
-    this.channel.send({ t: 'preload', entry: path.posix.join(path.posix.dirname(entry), PRELOAD_FILE), env: spec.env });
+    this.send({ t: 'preload', entry: path.posix.join(path.posix.dirname(entry), PRELOAD_FILE), env: spec.env });
     try {
       await done;
     } catch (err) {
@@ -201,20 +217,29 @@ export class ChildRuntimeSandbox implements Sandbox {
       };
       // Output printed while loading belongs to the first call.
       this.instanceLogs = [];
+      this.instanceLogBytes = 0;
       this.pending.set(req.requestId, call);
-      this.channel.send({
-        t: 'invoke',
-        id: req.requestId,
-        event: req.event,
-        context: {
-          requestId: req.requestId,
-          functionName: this.spec?.functionName ?? '',
-          functionVersion: this.spec?.functionVersion ?? 0,
-          memoryLimitMb: this.shape.memoryMb,
-          deadlineMs: req.deadlineMs,
-          coldStart: req.coldStart,
-        },
-      });
+      try {
+        this.send({
+          t: 'invoke',
+          id: req.requestId,
+          event: req.event,
+          context: {
+            requestId: req.requestId,
+            functionName: this.spec?.functionName ?? '',
+            functionVersion: this.spec?.functionVersion ?? 0,
+            memoryLimitMb: this.shape.memoryMb,
+            deadlineMs: req.deadlineMs,
+            coldStart: req.coldStart,
+          },
+        });
+      } catch (err) {
+        // The event could not be serialized (e.g. nested too deep): the call fails, the sandbox is untouched.
+        clearTimeout(call.timer);
+        this.pending.delete(req.requestId);
+        resolve(this.failure('SandboxCrashed', `the event could not be sent to the sandbox: ${(err as Error).message}`, startedAt, call.logs));
+        return;
+      }
       if (this.rssLimit > 0 || this.pending.size === 1) this.startSampler();
     });
   }
@@ -238,7 +263,7 @@ export class ChildRuntimeSandbox implements Sandbox {
     }
     this.destroying = true;
     if (!this.killReason) this.killReason = { type: 'SandboxCrashed', message: 'the sandbox was stopped' };
-    this.stopSampler();
+    this.stopWatchers();
     if (this.child && this.child.exitCode === null && this.child.signalCode === null) {
       try {
         (this.hooks.kill ?? ((c: ChildProcess) => c.kill('SIGKILL')))(this.child);
@@ -264,7 +289,8 @@ export class ChildRuntimeSandbox implements Sandbox {
     switch (frame.t) {
       case 'result': {
         const call = this.pending.get(frame.id);
-        if (!call) return;
+        // Every call is answered once, while it is pending: any other id is forged.
+        if (!call) throw new ProtocolViolation(`a result for a call that is not in flight (${JSON.stringify(frame.id.slice(0, 64))})`);
         this.pending.delete(frame.id);
         clearTimeout(call.timer);
         if (this.pending.size === 0) this.stopSampler();
@@ -324,7 +350,8 @@ export class ChildRuntimeSandbox implements Sandbox {
   }
 
   private appendLog(call: PendingCall, s: string): void {
-    if (call.logBytes >= MAX_LOG_BYTES) return;
+    // Empty pieces are dropped, so a flood of empty frames costs no memory; the rest is capped per call.
+    if (s.length === 0 || call.logBytes >= MAX_LOG_BYTES) return;
     const room = MAX_LOG_BYTES - call.logBytes;
     const piece = s.length > room ? s.slice(0, room) + '\n[lamina: log truncated]\n' : s;
     call.logBytes += piece.length;
@@ -332,20 +359,30 @@ export class ChildRuntimeSandbox implements Sandbox {
   }
 
   private appendInstanceLog(s: string): void {
-    const size = this.instanceLogs.reduce((n, x) => n + x.length, 0);
-    if (size < MAX_LOG_BYTES) this.instanceLogs.push(s.slice(0, MAX_LOG_BYTES - size));
+    if (s.length === 0 || this.instanceLogBytes >= MAX_LOG_BYTES) return;
+    const piece = s.slice(0, MAX_LOG_BYTES - this.instanceLogBytes);
+    this.instanceLogBytes += piece.length;
+    this.instanceLogs.push(piece);
+  }
+
+  /** Sends a frame; a throw (an unserializable frame) is the caller's to handle. */
+  private send(frame: Parameters<Channel['send']>[0]): void {
+    this.channel.send(frame);
   }
 
   private kill(type: InvokeErrorType, message: string): void {
     if (this.dead || this.destroying) return;
+    this.selfKilled = true;
     this.killReason = { type, message };
     void this.destroy();
   }
 
   private onChannelClosed(reason: string): void {
+    if (this.dead || this.destroying) return;
+    // The sandbox sent something the protocol does not allow: it dies now, alone.
+    if (reason.startsWith(VIOLATION)) return this.kill('SandboxCrashed', `the sandbox broke the runtime protocol (${reason})`);
     // A closed channel means the runtime is exiting or broken. Give a dying process a
     // moment to report its exit status (a better message), then make sure it is gone.
-    if (this.dead || this.destroying) return;
     setTimeout(() => this.kill('SandboxCrashed', `the runtime closed its channel (${reason})`), 200).unref();
   }
 
@@ -354,7 +391,7 @@ export class ChildRuntimeSandbox implements Sandbox {
     this.deathHandled = true;
     const wasDestroying = this.destroying;
     this.dead = true;
-    this.stopSampler();
+    this.stopWatchers();
     this.loadWaiter?.reject(new LaminaError('SandboxCrashed', `the runtime ${how}${this.stderrTail ? `: ${this.stderrTail.trim().split('\n').slice(-3).join(' | ')}` : ''}`));
     this.loadWaiter = undefined;
     let reason = this.killReason;
@@ -371,8 +408,10 @@ export class ChildRuntimeSandbox implements Sandbox {
     if (!wasDestroying) {
       this.destroying = true;
       await this.cleanup();
-      for (const l of this.deathListeners) l(`${reason.type}: ${reason.message}`);
     }
+    // Killed by the worker's own watchdogs (timeout, memory, protocol) is dying on its own too:
+    // without this, a sandbox killed while idle would stay listed as an instance.
+    if (!wasDestroying || this.selfKilled) for (const l of this.deathListeners) l(`${reason.type}: ${reason.message}`);
   }
 
   private failure(type: InvokeErrorType, message: string, startedAt: number, logs: string[]): InvokeOutcome {
@@ -388,6 +427,12 @@ export class ChildRuntimeSandbox implements Sandbox {
   private stopSampler(): void {
     if (this.sampler) clearInterval(this.sampler);
     this.sampler = undefined;
+  }
+
+  private stopWatchers(): void {
+    this.stopSampler();
+    if (this.idleWatch) clearInterval(this.idleWatch);
+    this.idleWatch = undefined;
   }
 
   private async sampleMemory(): Promise<void> {

@@ -1,6 +1,7 @@
 // The sandbox layer's front door for the worker: which tiers this machine can
 // run, which one `auto` means, and a pre-started pool per tier.
 import type { Manifest } from '../registry/types.js';
+import { startReaper, sweepLeftovers } from './leftovers.js';
 import { SandboxPool } from './pool.js';
 import { RunDir } from './run-dir.js';
 import { TIER_FACTORIES, AUTO_ORDER } from './tiers.js';
@@ -31,6 +32,10 @@ export class SandboxProvider {
   ) {}
 
   static async create(opts: ProviderOptions): Promise<SandboxProvider> {
+    // What servers killed outright left on this host (frozen sandboxes, cgroups, run dirs) goes first.
+    const swept = await sweepLeftovers();
+    if (swept.cgroups + swept.processes + swept.runDirs > 0)
+      opts.log(`swept what dead Lamina processes left: ${swept.processes} processes, ${swept.cgroups} cgroups, ${swept.runDirs} run dirs`);
     const runDir = new RunDir();
     const tiers: TierStatus[] = [];
     const backends = new Map<SandboxTier, SandboxBackend>();
@@ -55,6 +60,7 @@ export class SandboxProvider {
       throw new Error(`sandbox tier "${opts.tier}" is not available on this machine: ${why}`);
     }
     const provider = new SandboxProvider(chosen, tiers, runDir, opts.log);
+    provider.retireReaper = startReaper(runDir.root);
     const warm: SandboxShape[] = [{ runtime: 'node', memoryMb: 128, network: false }];
     for (const [tier, backend] of backends) {
       const preloadSize = opts.preloadSize ?? preloadFromEnv();
@@ -109,7 +115,11 @@ export class SandboxProvider {
   async close(): Promise<void> {
     await Promise.all([...this.pools.values()].map((p) => p.close()));
     this.runDir.remove();
+    this.retireReaper();
   }
+
+  /** Ends the reaper that would clear up after a kill -9 (leftovers.ts). */
+  private retireReaper: () => void = () => undefined;
 }
 
 function preloadFromEnv(): number {

@@ -6,13 +6,15 @@ import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs
 import os from 'node:os';
 import path from 'node:path';
 import { runtimeFile } from '../util/paths.js';
+import { RUN_DIR_PREFIX } from './leftovers.js';
 import type { RuntimeName } from './types.js';
 
 export class RunDir {
   readonly root: string;
   private runtimes = new Map<RuntimeName, string>();
 
-  constructor(prefix = 'lamina-run-') {
+  /** The owner's pid is in the name, so a later start can sweep the dirs of dead servers (leftovers.ts). */
+  constructor(prefix = `${RUN_DIR_PREFIX}${process.pid}-`) {
     this.root = mkdtempSync(path.join(os.tmpdir(), prefix));
     chmodSync(this.root, 0o711);
   }

@@ -5,6 +5,7 @@ import { ERROR_STATUS, LaminaError, isLaminaError } from '../errors.js';
 import { billedMs, gbSeconds } from '../metering/billing.js';
 import type { InvocationRecord, InvocationStatus } from '../metering/types.js';
 import type { FunctionVersion } from '../registry/types.js';
+import { safe, type SafeSandbox } from '../sandbox/safe-sandbox.js';
 import type { InvokeOutcome, LoadSpec, Sandbox } from '../sandbox/types.js';
 import { Instance } from './instance.js';
 
@@ -46,6 +47,9 @@ export interface RunnerDeps {
   record(r: InvocationRecord): void;
 }
 
+/** Starts tried for the calls waiting before they fail with the start's error. */
+const MAX_START_ATTEMPTS = 3;
+
 interface QueuedCall {
   requestId: string;
   event: unknown;
@@ -57,6 +61,8 @@ export class FunctionRunner {
   readonly instances = new Set<Instance>();
   private queue: QueuedCall[] = [];
   private removed = false;
+  /** Instance starts that failed in a row (not for the function's own fault). */
+  private startFailures = 0;
 
   constructor(
     public version: FunctionVersion,
@@ -191,9 +197,9 @@ export class FunctionRunner {
       }
       return;
     }
-    let sandbox: Sandbox | undefined;
+    let sandbox: SafeSandbox | undefined;
     try {
-      sandbox = await this.deps.acquire(fv);
+      sandbox = safe(await this.deps.acquire(fv));
       if (inst.isDead()) {
         await sandbox.destroy();
         return;
@@ -204,10 +210,18 @@ export class FunctionRunner {
       await this.retire(inst);
       await sandbox?.destroy();
       const e = isLaminaError(err) ? err : new LaminaError('SandboxCrashed', `could not start an instance: ${(err as Error).message}`);
-      // The waiting calls would fail the same way; the next call tries a fresh start.
+      // A sandbox that died while starting (killed, a slow start) may be a passing accident: the
+      // waiting calls get a few more starts. A function whose own code fails to load would fail
+      // the same way every time: its waiting calls fail now, and the next call tries afresh.
+      if (e.type === 'SandboxCrashed' && ++this.startFailures < MAX_START_ATTEMPTS) {
+        this.scale();
+        return;
+      }
+      this.startFailures = 0;
       this.failQueue(e);
       return;
     }
+    this.startFailures = 0;
     if (inst.isDead()) return;
     inst.initMs = performance.now() - started;
     inst.state = 'ready';
@@ -241,13 +255,12 @@ export class FunctionRunner {
 
   private schedulePause(inst: Instance): void {
     const sb = inst.sandbox;
-    if (!sb?.pause || this.deps.pauseAfterMs < 0 || inst.paused) return;
+    if (!sb?.canPause || this.deps.pauseAfterMs < 0 || inst.paused) return;
     clearTimeout(inst.pauseTimer);
     inst.pauseTimer = setTimeout(() => {
       inst.pauseTimer = undefined;
-      if (!inst.idle || inst.paused) return;
-      inst.paused = true;
-      sb.pause!().catch(() => (inst.paused = false));
+      // The wrapper drops the pause if a call arrives first, and thaws before handing one over.
+      if (inst.idle) void sb.pause();
     }, this.deps.pauseAfterMs);
   }
 
@@ -259,23 +272,24 @@ export class FunctionRunner {
     const cold = inst.calls === 1;
     clearTimeout(inst.pauseTimer);
     inst.pauseTimer = undefined;
-    if (inst.paused) {
-      inst.paused = false;
-      await sandbox.resume!().catch(() => undefined);
-    }
     const startedAt = Date.now();
-    const outcome = await sandbox.invoke({ requestId, event, deadlineMs: startedAt + fv.manifest.timeoutMs, coldStart: cold });
-    inst.inflight--;
-    inst.lastUsed = Date.now();
+    let outcome: InvokeOutcome | undefined;
+    try {
+      outcome = await sandbox.invoke({ requestId, event, deadlineMs: startedAt + fv.manifest.timeoutMs, coldStart: cold });
+    } finally {
+      // Whatever happened, the slot is given back; a sandbox that did not answer goes (with its memory).
+      inst.inflight--;
+      inst.lastUsed = Date.now();
+      if (!outcome || !sandbox.alive) {
+        // A dead instance is replaced on demand: queued calls start a fresh one.
+        await this.retire(inst);
+        this.scale();
+      } else {
+        this.drain(inst);
+      }
+    }
     const record = this.recordFor(inst, requestId, startedAt, cold, outcome);
     this.deps.record(record);
-    if (!sandbox.alive) {
-      // A dead instance is replaced on demand: queued calls start a fresh one.
-      await this.retire(inst);
-      this.scale();
-    } else {
-      this.drain(inst);
-    }
     return { outcome, record };
   }
 

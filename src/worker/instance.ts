@@ -1,6 +1,6 @@
 // One instance of one function version: a sandbox plus the worker's bookkeeping.
 import type { FunctionVersion } from '../registry/types.js';
-import type { Sandbox } from '../sandbox/types.js';
+import type { SafeSandbox } from '../sandbox/safe-sandbox.js';
 
 export type InstanceState = 'starting' | 'ready' | 'dead';
 
@@ -9,10 +9,10 @@ let seq = 0;
 export class Instance {
   readonly id: string;
   state: InstanceState = 'starting';
-  sandbox: Sandbox | undefined;
+  /** Every backend's sandbox reaches the worker through the SafeSandbox wrapper. */
+  sandbox: SafeSandbox | undefined;
   inflight = 0;
   calls = 0;
-  paused = false;
   lastUsed = Date.now();
   /** Memory reserved in the worker's budget for this instance (MB). */
   reservedMb = 0;
@@ -28,6 +28,11 @@ export class Instance {
   /** A method, not a field read, so callers re-check after an await. */
   isDead(): boolean {
     return this.state === 'dead';
+  }
+
+  /** Frozen (the wrapper is the one place that knows). */
+  get paused(): boolean {
+    return this.sandbox?.paused ?? false;
   }
 
   get idle(): boolean {

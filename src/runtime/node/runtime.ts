@@ -28,7 +28,16 @@ function send(frame: object): void {
   channel.write(JSON.stringify(frame) + '\n');
 }
 
+/** Error texts are capped, so a huge message cannot push a frame past the worker's frame cap. */
+const MAX_ERROR_TEXT = 64 * 1024;
+const capText = (t: string): string => (t.length > MAX_ERROR_TEXT ? t.slice(0, MAX_ERROR_TEXT) + '... [truncated]' : t);
+
 function errorInfo(err: unknown, type = 'HandlerError'): ErrorInfo {
+  const info = rawErrorInfo(err, type);
+  return { type: info.type, message: capText(String(info.message)), ...(typeof info.stack === 'string' ? { stack: capText(info.stack) } : {}) };
+}
+
+function rawErrorInfo(err: unknown, type: string): ErrorInfo {
   if (err instanceof Error) return { type, message: err.message || err.name, stack: err.stack };
   let message: string;
   try {
@@ -125,7 +134,9 @@ async function invoke(arrived: number, frame: { id: string; event: unknown; cont
       } catch (err) {
         throw new TypeError(`the handler's return value is not JSON-serializable: ${(err as Error).message}`);
       }
-      if (json !== undefined && json.length > MAX_RESULT_BYTES) throw new RangeError(`the handler's return value is ${json.length} bytes; the cap is ${MAX_RESULT_BYTES}`);
+      // Bytes, not characters: the worker caps a frame's bytes (UTF-8 may take 3 per character).
+      const bytes = json === undefined ? 0 : Buffer.byteLength(json);
+      if (bytes > MAX_RESULT_BYTES) throw new RangeError(`the handler's return value is ${bytes} bytes; the cap is ${MAX_RESULT_BYTES}`);
       // Splice the already-serialized value in, rather than serializing twice.
       const head = JSON.stringify({ t: 'result', id: frame.id, ok: true, ms });
       channel.write(head.slice(0, -1) + ',"value":' + (json ?? 'null') + '}\n');

@@ -33,11 +33,15 @@ def send(frame):
         channel.sendall(data)
 
 
+# Error texts are capped, so a huge message cannot push a frame past the worker's frame cap.
+MAX_ERROR_TEXT = 64 * 1024
+
+
 def error_info(exc, kind="HandlerError"):
     return {
         "type": kind,
-        "message": str(exc) or type(exc).__name__,
-        "stack": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        "message": (str(exc) or type(exc).__name__)[:MAX_ERROR_TEXT],
+        "stack": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-MAX_ERROR_TEXT:],
     }
 
 

@@ -2,7 +2,8 @@
 // fd 3, events routed to the isolates' sandboxes, and what its death means.
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Duplex } from 'node:stream';
-import { LineChannel } from '../line-channel.js';
+import { MAX_HOST_FRAME_BYTES, parseHostFrame } from '../frames.js';
+import { LineChannel, VIOLATION } from '../line-channel.js';
 import type { BackendFrame, FailureKind, HostFrame } from './protocol.js';
 
 type Request = BackendFrame extends infer F ? (F extends { q: number } ? Omit<F, 'q'> : never) : never;
@@ -33,6 +34,7 @@ export class HostProcess {
   private readyWaiter: ((err?: Error) => void) | undefined;
   private readonly exited: Promise<void>;
   private exitListeners: (() => void)[] = [];
+  private violation: string | undefined;
 
   private constructor(command: string, args: string[], cwd: string) {
     this.child = spawn(command, args, { env: {}, cwd, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
@@ -46,7 +48,11 @@ export class HostProcess {
     this.child.on('error', (err) => this.onExit(`could not start: ${err.message}`));
     // 'close' rather than 'exit': by then all its output (V8's report of a fatal error) has arrived.
     this.child.on('close', (code, signal) => this.onExit(signal ? `was killed by ${signal}` : `exited with code ${code}`));
-    this.channel = new LineChannel<HostFrame, BackendFrame>(this.child.stdio[3] as Duplex, (f) => this.onFrame(f), () => this.kill());
+    // Isolates run hostile code in this process: its frames are checked like a runtime's, and a bad one ends the host.
+    this.channel = new LineChannel<HostFrame, BackendFrame>(this.child.stdio[3] as Duplex, (f) => this.onFrame(f), (reason) => this.violated(reason), {
+      maxBytes: MAX_HOST_FRAME_BYTES,
+      parse: (raw) => parseHostFrame(raw) as HostFrame,
+    });
   }
 
   static async start(command: string, args: string[], cwd: string): Promise<HostProcess> {
@@ -130,10 +136,17 @@ export class HostProcess {
     }
   }
 
+  private violated(reason: string): void {
+    if (reason.startsWith(VIOLATION)) this.violation ??= reason;
+    this.kill();
+  }
+
   private onExit(how: string): void {
     if (this.death) return;
     const tail = this.outputTail.trim();
-    this.death = OOM_RE.test(tail)
+    this.death = this.violation
+      ? { kind: 'crash', message: `the isolate host broke its protocol (${this.violation})` }
+      : OOM_RE.test(tail)
       ? { kind: 'memory', message: 'an isolate of this function made an allocation larger than its memory limit, which ends its whole isolate host (every call in flight there fails)' }
       : { kind: 'crash', message: `the isolate host ${how}${tail ? `: ${tail.split('\n').slice(-3).join(' | ')}` : ''}` };
     this.readyWaiter?.(new Error(this.death.message));

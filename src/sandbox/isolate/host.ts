@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type IVM from 'isolated-vm';
 import { hostFetch } from './host-fetch.js';
+import { MAX_RESULT_BYTES } from '../frame-limits.js';
 import { LineChannel } from '../line-channel.js';
 import type { BackendFrame, FailureKind, HostFrame, InvokeFrame, IsoStats, LoadFrame } from './protocol.js';
 
@@ -53,7 +54,7 @@ function urlParts(u: URL): string {
 /** Host functions the prelude takes off the global object. Their arguments come from untrusted code. */
 function installBridges(iso: Iso, jail: IVM.Reference, network: boolean): void {
   jail.setSync('__lh_log', new ivm.Callback((call: unknown, text: unknown) => {
-    if (typeof text !== 'string') return;
+    if (typeof text !== 'string' || text.length === 0) return;
     const inCall = typeof call === 'string' && iso.inflight.has(call);
     if (!inCall) {
       if (iso.looseLogBytes >= MAX_LOG_CHUNK) return;
@@ -216,8 +217,19 @@ async function invoke(f: InvokeFrame): Promise<void> {
     return send({ t: 'fail', q: f.q, kind: kind === 'handler' ? 'crash' : kind, message, stats: { ...iso.last } });
   }
   iso.inflight.delete(f.id);
-  if (out[0] === 'o') return send({ t: 'result', q: f.q, value: out.slice(1), stats: await sample(iso) });
-  const e = JSON.parse(out.slice(1)) as { name: string; message: string; stack?: string };
+  if (typeof out !== 'string') return badOutput(iso, f);
+  if (out[0] === 'o') {
+    // The result text is the isolate's (user code may replace JSON.stringify): the server parses it as hostile.
+    if (Buffer.byteLength(out) - 1 > MAX_RESULT_BYTES) return send({ t: 'fail', q: f.q, kind: 'handler', message: `the handler's return value is over the cap of ${MAX_RESULT_BYTES} bytes`, stats: await sample(iso) });
+    return send({ t: 'result', q: f.q, value: out.slice(1), stats: await sample(iso) });
+  }
+  let e: { name: string; message: string; stack?: string };
+  try {
+    e = JSON.parse(out.slice(1)) as typeof e;
+    if (typeof e?.message !== 'string') throw new TypeError('no message');
+  } catch {
+    return badOutput(iso, f);
+  }
   if (e.name === 'RangeError' && /Array buffer allocation failed/.test(e.message)) {
     // An allocation the heap limit refused: the call failed for memory, as on the other tiers.
     const message = `the isolate exceeded its memory limit of ${iso.memoryBytes / 1048576} MB (${e.message})`;
@@ -225,6 +237,13 @@ async function invoke(f: InvokeFrame): Promise<void> {
     return send({ t: 'fail', q: f.q, kind: 'memory', message, stats: { ...iso.last, peak: iso.memoryBytes } });
   }
   send({ t: 'fail', q: f.q, kind: 'handler', message: e.message, stack: e.stack, stats: await sample(iso) });
+}
+
+/** The prelude's answer was not what it writes (code in the isolate tampered with it): the isolate ends. */
+function badOutput(iso: Iso, f: InvokeFrame): void {
+  const message = 'protocol violation: the isolate answered the call with a malformed result (was JSON.stringify replaced?)';
+  end(iso, 'crash', message, true);
+  send({ t: 'fail', q: f.q, kind: 'crash', message, stats: { ...iso.last } });
 }
 
 function onFrame(f: BackendFrame): void {

@@ -88,6 +88,13 @@ export class IsolateSandbox implements Sandbox, IsolateListener {
   invoke(req: InvokeRequest): Promise<InvokeOutcome> {
     const startedAt = performance.now();
     if (this.dead || !this.host || !this.spec) return Promise.resolve(this.failure('SandboxCrashed', 'the sandbox is not running', startedAt, []));
+    let event: string;
+    try {
+      event = JSON.stringify(req.event ?? null);
+    } catch (err) {
+      // Nested too deep to serialize: the call fails, the isolate is untouched.
+      return Promise.resolve(this.failure('SandboxCrashed', `the event could not be sent to the sandbox: ${(err as Error).message}`, startedAt, []));
+    }
     return new Promise<InvokeOutcome>((resolve) => {
       const call: Call = {
         startedAt,
@@ -102,7 +109,7 @@ export class IsolateSandbox implements Sandbox, IsolateListener {
       this.pending.set(req.requestId, call);
       const spec = this.spec!;
       const context = { requestId: req.requestId, functionName: spec.functionName, functionVersion: spec.functionVersion, memoryLimitMb: spec.memoryMb, deadlineMs: req.deadlineMs, coldStart: req.coldStart };
-      void this.host!.request({ t: 'invoke', iso: this.id, id: req.requestId, event: JSON.stringify(req.event ?? null), context }).then((r) => this.settle(req.requestId, r));
+      void this.host!.request({ t: 'invoke', iso: this.id, id: req.requestId, event, context }).then((r) => this.settle(req.requestId, r));
     });
   }
 
@@ -127,6 +134,8 @@ export class IsolateSandbox implements Sandbox, IsolateListener {
 
   /** IsolateListener: output of this isolate. */
   log(callId: string | null, data: string): void {
+    // Empty pieces are dropped: a flood of them must cost nothing (the rest is capped by bytes).
+    if (data.length === 0) return;
     const call = callId === null ? undefined : this.pending.get(callId);
     if (call) {
       if (call.logBytes >= MAX_LOG_BYTES) return;
@@ -150,7 +159,14 @@ export class IsolateSandbox implements Sandbox, IsolateListener {
     if (!call) return; // already answered (timeout, death)
     if (r.stats) this.notePeak(r.stats);
     if (r.t === 'result') {
-      this.finish(requestId, call, { ok: true, value: JSON.parse(r.value) as unknown, durationMs: performance.now() - call.startedAt, logs: call.logs.join(''), maxMemoryBytes: this.peak });
+      // The text came out of the isolate (whose JSON.stringify user code may replace): parse it as hostile.
+      let value: unknown;
+      try {
+        value = JSON.parse(r.value);
+      } catch {
+        return this.die('crash', 'protocol violation: the function\'s result is not JSON (was JSON.stringify replaced?)', true);
+      }
+      this.finish(requestId, call, { ok: true, value, durationMs: performance.now() - call.startedAt, logs: call.logs.join(''), maxMemoryBytes: this.peak });
     } else if (r.t === 'fail' && r.kind === 'handler') {
       this.finish(requestId, call, { ok: false, error: { type: 'HandlerError', message: r.message, stack: r.stack }, durationMs: performance.now() - call.startedAt, logs: call.logs.join(''), maxMemoryBytes: this.peak });
     } else if (r.t === 'fail') {
