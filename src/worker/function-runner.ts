@@ -6,7 +6,10 @@ import { billedMs, gbSeconds } from '../metering/billing.js';
 import type { InvocationRecord, InvocationStatus } from '../metering/types.js';
 import type { FunctionVersion } from '../registry/types.js';
 import type { InvokeOutcome, LoadSpec, Sandbox } from '../sandbox/types.js';
+import { prepareCall, readAnswer, type PreparedCall } from '../http/prepare.js';
+import type { HttpResponse } from '../http/response.js';
 import { Instance } from './instance.js';
+import type { InvokeOptions } from './invoke-options.js';
 
 /** What a sandbox needs to specialize for a version. */
 export function loadSpecOf(fv: FunctionVersion): LoadSpec {
@@ -27,6 +30,8 @@ export function loadSpecOf(fv: FunctionVersion): LoadSpec {
 export interface CallResult {
   outcome: InvokeOutcome;
   record: InvocationRecord;
+  /** HTTP functions (not json mode): the checked response to send. */
+  response?: HttpResponse;
 }
 
 /** What a runner needs from its worker. */
@@ -49,6 +54,7 @@ export interface RunnerDeps {
 interface QueuedCall {
   requestId: string;
   event: unknown;
+  opts: InvokeOptions | undefined;
   resolve: (r: CallResult) => void;
   reject: (e: unknown) => void;
 }
@@ -71,14 +77,14 @@ export class FunctionRunner {
     return this.queue.length;
   }
 
-  invoke(requestId: string, event: unknown): Promise<CallResult> {
+  invoke(requestId: string, event: unknown, opts?: InvokeOptions): Promise<CallResult> {
     if (this.removed) return Promise.reject(new LaminaError('FunctionNotFound', `function "${this.name}" does not exist`));
     const inst = this.pickInstance();
-    if (inst) return this.run(inst, requestId, event);
+    if (inst) return this.run(inst, requestId, event, opts);
     if (this.queue.length >= this.deps.maxQueue)
       return Promise.reject(new LaminaError('TooManyRequests', `function "${this.name}" has ${this.queue.length} calls waiting (the queue's limit); retry later`));
     return new Promise<CallResult>((resolve, reject) => {
-      this.queue.push({ requestId, event, resolve, reject });
+      this.queue.push({ requestId, event, opts, resolve, reject });
       this.scale();
     });
   }
@@ -231,7 +237,7 @@ export class FunctionRunner {
     }
     while (inst.hasRoom() && this.queue.length > 0) {
       const c = this.queue.shift()!;
-      this.run(inst, c.requestId, c.event).then(c.resolve, c.reject);
+      this.run(inst, c.requestId, c.event, c.opts).then(c.resolve, c.reject);
     }
     if (inst.inflight === 0) {
       if (this.deps.offerIdle(this, inst)) return;
@@ -251,9 +257,16 @@ export class FunctionRunner {
     }, this.deps.pauseAfterMs);
   }
 
-  private async run(inst: Instance, requestId: string, event: unknown): Promise<CallResult> {
+  private async run(inst: Instance, requestId: string, event: unknown, opts: InvokeOptions | undefined): Promise<CallResult> {
     const sandbox = inst.sandbox!;
     const fv = inst.version;
+    // Only now is the module's kind known (fetch handler or not): see src/http/prepare.ts.
+    let call: PreparedCall;
+    try {
+      call = prepareCall(fv.manifest, sandbox.kind, requestId, event, opts?.http);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     inst.inflight++;
     inst.calls++;
     const cold = inst.calls === 1;
@@ -264,19 +277,39 @@ export class FunctionRunner {
       await sandbox.resume!().catch(() => undefined);
     }
     const startedAt = Date.now();
-    const outcome = await sandbox.invoke({ requestId, event, deadlineMs: startedAt + fv.manifest.timeoutMs, coldStart: cold });
+    const outcome = await sandbox.invoke({ requestId, event: call.event, deadlineMs: startedAt + fv.manifest.timeoutMs, coldStart: cold, ...(call.http ? { http: call.http } : {}) });
+    const response = readAnswer(outcome, call.http);
+    const record = this.recordFor(inst, requestId, startedAt, cold, outcome);
+    if (response) record.statusCode = response.statusCode;
+    const settled = outcome.settled;
+    delete outcome.settled;
+    if (settled) {
+      // Answered, but ctx.waitUntil work goes on: the caller gets the answer now; the
+      // instance stays busy and the call is recorded and billed when the work ends.
+      void settled.then((end) => {
+        const final: InvokeOutcome = end.ok ? { ...outcome, durationMs: end.durationMs, logs: end.logs, maxMemoryBytes: end.maxMemoryBytes } : end;
+        const r = this.recordFor(inst, requestId, startedAt, cold, final);
+        if (response && end.ok) r.statusCode = response.statusCode;
+        return this.release(inst, r);
+      });
+    } else {
+      await this.release(inst, record);
+    }
+    return response ? { outcome, record, response } : { outcome, record };
+  }
+
+  /** A call left its instance: record it, then give the instance more work or replace it. */
+  private async release(inst: Instance, record: InvocationRecord): Promise<void> {
     inst.inflight--;
     inst.lastUsed = Date.now();
-    const record = this.recordFor(inst, requestId, startedAt, cold, outcome);
     this.deps.record(record);
-    if (!sandbox.alive) {
+    if (!inst.sandbox!.alive) {
       // A dead instance is replaced on demand: queued calls start a fresh one.
       await this.retire(inst);
       this.scale();
     } else {
       this.drain(inst);
     }
-    return { outcome, record };
   }
 
   private recordFor(inst: Instance, requestId: string, startedAt: number, cold: boolean, outcome: InvokeOutcome): InvocationRecord {
