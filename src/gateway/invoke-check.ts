@@ -69,10 +69,12 @@ export async function checkInvoke(deps: Pick<GatewayDeps, 'registry' | 'token' |
     }
   }
   const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+  // A credential Lamina consumed (the admin token, an invoke key) never reaches the function's code.
+  const consumed = admin || fv.manifest.http.auth === 'token';
   const http: HttpCall = {
     method: req.method,
     url: req.url,
-    headers: rawHeaders(req),
+    headers: consumed ? rawHeaders(req).filter(([k]) => k !== 'authorization') : rawHeaders(req),
     body,
     sourceIp: req.ip ?? '',
     protocol: `HTTP/${req.raw.httpVersion}`,

@@ -40,6 +40,8 @@ export function checkResponse(value: unknown, who: string): HttpResponse {
   if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 599) {
     throw bad(`${who}: statusCode must be an integer from 100 to 599 (got ${describe(status)})`);
   }
+  // 1xx are interim answers in HTTP: sent as the final one, they would leave the client hanging.
+  if (status < 200) throw bad(`${who}: statusCode ${status} is informational (1xx); a final answer needs 200 to 599`);
   const headers: Record<string, string> = {};
   const cookies: string[] = [];
   if (r.headers !== undefined && r.headers !== null) {

@@ -332,7 +332,8 @@ export class FunctionRunner {
       initMs: cold ? Math.round(inst.initMs * 1000) / 1000 : null,
       status,
       statusCode: outcome.ok ? 200 : ERROR_STATUS[outcome.error!.type],
-      logs: outcome.logs,
+      // The stack never goes to anonymous callers (gateway); the record always keeps it.
+      logs: outcome.error?.stack ? `${outcome.logs}${outcome.logs && !outcome.logs.endsWith('\n') ? '\n' : ''}${outcome.error.stack}\n` : outcome.logs,
     };
   }
 }
