@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { admin, call, deployCode, sleep, startServer, testTiers, type TestServer } from '../helpers/server.js';
+import { admin, call, deploy, deployCode, makeFunction, sleep, startServer, testTiers, type TestServer } from '../helpers/server.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -180,3 +180,32 @@ for (const tier of testTiers()) {
     });
   });
 }
+
+describe('HTTP functions: Python request mode [container]', { skip: !testTiers().includes('container') && 'container tier not under test' }, () => {
+  let s: TestServer;
+  before(async () => {
+    s = await startServer({ tier: 'container' });
+  });
+  after(async () => {
+    await s.stop();
+  });
+
+  test('a Python handler gets the same 2.0 event and answers a response object', async () => {
+    const code = [
+      'import base64',
+      'def handler(event, context):',
+      '    body = base64.b64decode(event["body"]) if event["isBase64Encoded"] else event.get("body", "").encode()',
+      '    return {"statusCode": 200, "headers": {"content-type": "application/octet-stream", "x-path": event["rawPath"]},',
+      '            "cookies": ["p=1", "q=2"], "body": base64.b64encode(body[::-1]).decode(), "isBase64Encoded": True}',
+      '',
+    ].join('\n');
+    const dir = makeFunction({ 'main.py': code }, { name: 'pyreq', runtime: 'python', http: { event: 'request' } }, 'pyreq');
+    await deploy(s, dir, 'pyreq');
+    const data = randomBytes(256 * 1024);
+    const res = await fetch(`${s.url}/run/pyreq/x/y`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: data });
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.equal(res.headers.get('x-path'), '/x/y');
+    assert.deepEqual(res.headers.getSetCookie(), ['p=1', 'q=2']);
+    assert.equal(sha(new Uint8Array(await res.arrayBuffer())), sha(Buffer.from(data).reverse()));
+  });
+});
