@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import type { ServerConfig } from './config.js';
+import { KeyStore } from './keys/store.js';
 import { buildGateway } from './gateway/app.js';
 import { Metrics } from './gateway/metrics.js';
 import { InvocationStore } from './metering/store.js';
@@ -50,6 +51,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const worker = new Worker(registry, sandboxes, invocations, workerOptions(config, config.workerId));
   const metrics = new Metrics(() => worker.stats());
   const app = await buildGateway({
+    keys: new KeyStore(db),
     registry,
     worker,
     invocations,

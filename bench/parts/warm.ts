@@ -1,5 +1,7 @@
 // Part `warm`: latency and throughput of a warm no-op call through /run, against
 // a bare Node HTTP server answering the same JSON, same tool, same connections.
+// Per tier it also measures the HTTP-function shapes of the same no-op (request
+// mode and a fetch handler) against the JSON-mode function of the same run.
 // Rounds are interleaved (bare, lamina, lamina, bare, ...) and the median taken,
 // so drift on a shared machine hits every target alike.
 import { mkdtempSync, readdirSync } from 'node:fs';
@@ -17,11 +19,20 @@ const BODY = '{"hello":"world"}';
 const CONNECTIONS = [1, 32];
 /** instanceConcurrency of the second Lamina function: one instance takes every connection. */
 const IC = 64;
+/** The HTTP shapes may cost at most this much more per call than JSON mode (issue 10). */
+const HTTP_SHAPE_BUDGET = 1.1;
+/** The same no-op in each HTTP shape, beside the JSON-mode `noop` (ic=1). */
+const HTTP_SHAPES = [
+  { fn: 'noop-request', dir: 'noop-request', label: 'request', manifest: { http: { event: 'request' } } },
+  { fn: 'noop-fetch', dir: 'noop-fetch', label: 'fetch', manifest: {} },
+] as const;
 
 interface Target {
   name: string;
   url: string;
   pid: number;
+  /** For HTTP shapes: the JSON-mode target of the same tier they are compared with. */
+  jsonTwin?: string;
 }
 
 export const warm: Part = async (o) => {
@@ -64,6 +75,14 @@ export const warm: Part = async (o) => {
           notes.push(`${lamina.tier} ic=${ic} skipped: ${(err as Error).message}`);
         }
       }
+      for (const shape of HTTP_SHAPES) {
+        try {
+          await lamina.deploy(shape.fn, path.join(FUNCTIONS, shape.dir), { sandbox: tier, instanceConcurrency: 1, ...shape.manifest });
+          targets.push({ name: `${lamina.tier} ${shape.label}`, url: `${lamina.url}/run/${shape.fn}`, pid: lamina.pid, jsonTwin: `${lamina.tier} ic=1` });
+        } catch (err) {
+          notes.push(`${lamina.tier} ${shape.label} skipped: ${(err as Error).message}`);
+        }
+      }
     }
     log(`  ${targets.map((t) => `${t.name} ${t.url}`).join('; ')}`);
     log(`  tool ${useWrk ? 'wrk -t1' : 'node'}; ${rounds} x ${seconds} s per point, rounds interleaved; body ${BODY}`);
@@ -86,6 +105,7 @@ export const warm: Part = async (o) => {
       }
       let bareRow: { p50: number; rps: number } | undefined;
       let peerRow: { rps: number } | undefined;
+      const byName = new Map<string, { p50: number; rps: number; errors: number }>();
       for (const t of targets) {
         const rs = runs.get(t.name)!;
         const row = {
@@ -103,8 +123,17 @@ export const warm: Part = async (o) => {
           overheadP50: NaN,
           rpsRatio: NaN,
         };
+        byName.set(t.name, row);
+        const twin = t.jsonTwin ? byName.get(t.jsonTwin) : undefined;
+        if (twin) {
+          // Per-call cost: time per request at this concurrency (1 / throughput), against the JSON twin.
+          const ratio = twin.rps / row.rps;
+          const failing = row.errors > 0 ? ` (${row.errors} error responses)` : '';
+          (row as Record<string, unknown>).vsJson = ratio;
+          checks.push({ aim: `HTTP shape costs <= +10% per call vs JSON mode (${t.name}, c=${c})`, measured: `${fmt(100 * (ratio - 1), 1)}% (p50 ${fmt(row.p50, 3)} vs ${fmt(twin.p50, 3)} ms)${failing}`, met: !failing && ratio <= HTTP_SHAPE_BUDGET });
+        }
         if (!bareRow) bareRow = row;
-        else {
+        else if (!t.jsonTwin) {
           row.overheadP50 = row.p50 - bareRow.p50;
           row.rpsRatio = row.rps / bareRow.rps;
           const failing = row.errors > 0 ? ` (${row.errors} error responses)` : '';
@@ -127,10 +156,11 @@ export const warm: Part = async (o) => {
     }
     log(
       table(
-        ['conns', 'target', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'server CPU us/req', 'sandbox CPU us/req', 'other load cores', '+p50 vs bare ms', 'req/s vs bare'],
-        rows.map((r) => [r.connections, r.target, r.rps, r.p50, r.p90, r.p99, r.max, r.errors, r.serverCpuUs, r.sandboxCpuUs, r.otherCores, r.overheadP50, r.rpsRatio] as number[]),
+        ['conns', 'target', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'server CPU us/req', 'sandbox CPU us/req', 'other load cores', '+p50 vs bare ms', 'req/s vs bare', 'cost/call vs JSON'],
+        rows.map((r) => [r.connections, r.target, r.rps, r.p50, r.p90, r.p99, r.max, r.errors, r.serverCpuUs, r.sandboxCpuUs, r.otherCores, r.overheadP50, r.rpsRatio, r.vsJson ?? NaN] as number[]),
       ),
     );
+    await bodyCost(targets, o.short ? 5 : 20, rows, notes);
   } finally {
     for (const p of procs.reverse()) await p.stop();
   }
@@ -163,4 +193,33 @@ async function profileLamina(seconds: number, load: (url: string, c: number, s: 
   log(`  server profile ${path.join(dir, file)}: ${fmt(p.busyMs)} ms busy in the measured ${fmt((window.toMs - window.fromMs) / 1000)} s`);
   log(table(['group', 'self ms', '%'], p.byGroup.map((g) => [g.group, g.ms, g.pct])));
   log(table(['function', 'where', 'self ms', '%'], p.byFunction.map((f) => [f.name, f.where, f.ms, f.pct])));
+}
+
+/**
+ * What a 1 MiB body costs per shape: sequential echo calls, median latency. JSON mode carries it as
+ * a JSON string; the HTTP shapes carry random bytes, which cross the runtime channel as base64.
+ */
+async function bodyCost(targets: Target[], calls: number, rows: Record<string, unknown>[], notes: string[]): Promise<void> {
+  const size = 1024 * 1024;
+  const bytes = new Uint8Array(size).map(() => Math.floor(Math.random() * 256));
+  const json = JSON.stringify({ data: 'x'.repeat(size - 11) });
+  const out: (string | number)[][] = [];
+  for (const t of targets) {
+    if (t.name === 'bare node' || t.name.endsWith(`ic=${IC}`)) continue;
+    const binary = Boolean(t.jsonTwin);
+    const ms: number[] = [];
+    let errors = 0;
+    for (let i = 0; i < calls + 2; i++) {
+      const t0 = performance.now();
+      const res = await fetch(t.url, { method: 'POST', headers: { 'content-type': binary ? 'application/octet-stream' : 'application/json' }, body: binary ? bytes : json });
+      const back = await res.arrayBuffer();
+      if (!res.ok || back.byteLength < size - 16) errors++;
+      if (i >= 2) ms.push(performance.now() - t0);
+    }
+    const row = { part: 'body-1MiB', target: t.name, body: binary ? 'binary (base64 on the channel)' : 'JSON string', p50: median(ms), errors };
+    rows.push(row);
+    out.push([t.name, row.body, row.p50, errors]);
+  }
+  if (out.length) log(table(['1 MiB echo', 'body', 'p50 ms', 'errors'], out));
+  else notes.push('no target for the body-size measurement');
 }

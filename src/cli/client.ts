@@ -38,9 +38,10 @@ export class Client {
     this.url = resolveUrl(opts);
   }
 
-  async request(method: string, route: string, init: { body?: Buffer | string; admin?: boolean; contentType?: string } = {}): Promise<ApiResponse> {
+  async request(method: string, route: string, init: { body?: Buffer | string; admin?: boolean; contentType?: string; bearer?: string } = {}): Promise<ApiResponse> {
     const headers: Record<string, string> = {};
     if (init.admin !== false) headers.authorization = `Bearer ${(this.token ??= resolveToken(this.opts))}`;
+    else if (init.bearer) headers.authorization = `Bearer ${init.bearer}`;
     if (init.body !== undefined) headers['content-type'] = init.contentType ?? 'application/json';
     let res: Response;
     try {

@@ -7,6 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import pino from 'pino';
 import type { Prices } from '../metering/billing.js';
+import { KeyStore } from '../keys/store.js';
 import { buildGateway } from '../gateway/app.js';
 import { Metrics } from '../gateway/metrics.js';
 import { Registry } from '../registry/registry.js';
@@ -121,6 +122,7 @@ export async function startGatewayNode(config: GatewayConfig): Promise<RunningGa
       return undefined;
     };
     const app = await buildGateway({
+      keys: new KeyStore(db),
       registry,
       worker: invoker,
       invocations,

@@ -2,7 +2,9 @@
 // route needs `Authorization: Bearer <cluster secret>`.
 //
 // Worker side (served by each worker):
-//   POST /internal/v1/invoke/:name   headers x-lamina-request-id, x-lamina-version; body: the event (JSON)
+//   POST /internal/v1/invoke/:name   headers x-lamina-request-id, x-lamina-version; body: the event (JSON), or
+//        with content-type application/x-lamina-call the raw HTTP request (encodeCall): one line of JSON
+//        {method, url, headers, sourceIp, protocol, jsonError?}, "\n", then the request's body byte for byte
 //        A worker that takes the call answers 200 with `x-lamina-accepted: 1` at once, *before* it starts
 //        the call, and sends the body (an InvokeEnvelope) when the call ends. So a gateway that saw no
 //        answer headers knows the call never started and may send it to another worker; one that saw them
@@ -18,6 +20,7 @@
 //   POST /internal/v1/workers/heartbeat   HeartbeatRequest -> MembershipAnswer (404: register again)
 //   POST /internal/v1/workers/deregister  {id, boot}
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { HttpCall } from '../http/call.js';
 import type { CallResult, WorkerStats } from '../worker/worker.js';
 
 export const INTERNAL_PREFIX = '/internal/v1';
@@ -78,4 +81,31 @@ function digest(s: string): Buffer {
 export function secretMatches(header: string | undefined, secret: string): boolean {
   const m = /^Bearer\s+(.+)$/i.exec(header ?? '');
   return !!m && timingSafeEqual(digest(m[1]!.trim()), digest(secret));
+}
+
+/** Content type of a forwarded raw HTTP request. */
+export const CALL_CONTENT_TYPE = 'application/x-lamina-call';
+
+/** A raw HTTP request as one body: its metadata as a JSON line (JSON text holds no raw newline), then its body's bytes. */
+export function encodeCall(call: HttpCall): Buffer {
+  const { body, ...meta } = call;
+  return Buffer.concat([Buffer.from(JSON.stringify(meta) + '\n'), body]);
+}
+
+/** The inverse of encodeCall; throws on a malformed body. */
+export function decodeCall(data: Buffer): HttpCall {
+  const nl = data.indexOf(10);
+  if (nl === -1) throw new Error('no metadata line');
+  const meta = JSON.parse(data.subarray(0, nl).toString('utf8')) as Omit<HttpCall, 'body'>;
+  if (typeof meta?.method !== 'string' || typeof meta.url !== 'string' || !Array.isArray(meta.headers)) throw new Error('bad metadata');
+  for (const h of meta.headers) if (!Array.isArray(h) || typeof h[0] !== 'string' || typeof h[1] !== 'string') throw new Error('bad header');
+  return {
+    method: meta.method,
+    url: meta.url,
+    headers: meta.headers,
+    body: data.subarray(nl + 1),
+    sourceIp: String(meta.sourceIp ?? ''),
+    protocol: String(meta.protocol ?? 'HTTP/1.1'),
+    ...(typeof meta.jsonError === 'string' ? { jsonError: meta.jsonError } : {}),
+  };
 }

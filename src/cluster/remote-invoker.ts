@@ -15,9 +15,10 @@ import { ERROR_STATUS, LaminaError, type ErrorType } from '../errors.js';
 import type { Invoker } from '../gateway/app.js';
 import type { Registry } from '../registry/registry.js';
 import type { FunctionVersion } from '../registry/types.js';
+import type { InvokeOptions } from '../worker/invoke-options.js';
 import type { CallResult, InstanceView, WorkerStats } from '../worker/worker.js';
 import { WorkerLostError, type Member, type Membership } from './membership.js';
-import { ACCEPTED_HEADER, INTERNAL_PREFIX, REFUSED_HEADER, type InvokeEnvelope } from './protocol.js';
+import { ACCEPTED_HEADER, CALL_CONTENT_TYPE, INTERNAL_PREFIX, REFUSED_HEADER, encodeCall, type InvokeEnvelope } from './protocol.js';
 
 export interface RemoteInvokerOptions {
   secret: string;
@@ -29,6 +30,7 @@ export interface RemoteInvokerOptions {
 /** Errors that prove the request never reached the worker process. */
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_HEADERS_TIMEOUT']);
 
+type Payload = { type: string; data: string | Buffer };
 type Attempt = { result: CallResult } | { retry: 'same' | 'next'; reason: string };
 
 function withWorker<E extends Error>(err: E, worker: string | null): E {
@@ -60,10 +62,11 @@ export class RemoteInvoker implements Invoker {
     private readonly opts: RemoteInvokerOptions,
   ) {}
 
-  async invoke(name: string, requestId: string, event: unknown): Promise<CallResult> {
+  async invoke(name: string, requestId: string, event: unknown, opts?: InvokeOptions): Promise<CallResult> {
     const fv = this.registry.current(name);
     if (!fv) throw withWorker(new LaminaError('FunctionNotFound', `function "${name}" does not exist`), null);
-    const body = JSON.stringify(event === undefined ? {} : event);
+    // With the raw request, the worker gets it byte for byte (protocol.ts); else the event as JSON.
+    const body: Payload = opts?.http ? { type: CALL_CONTENT_TYPE, data: encodeCall(opts.http) } : { type: 'application/json', data: JSON.stringify(event === undefined ? {} : event) };
     const tried = new Set<string>();
     const failures: string[] = [];
     for (;;) {
@@ -79,7 +82,7 @@ export class RemoteInvoker implements Invoker {
     }
   }
 
-  private async send(m: Member, fv: FunctionVersion, requestId: string, body: string): Promise<Attempt> {
+  private async send(m: Member, fv: FunctionVersion, requestId: string, body: Payload): Promise<Attempt> {
     const ac = new AbortController();
     m.inflight++;
     m.calls.add(ac);
@@ -91,11 +94,11 @@ export class RemoteInvoker implements Invoker {
           method: 'POST',
           headers: {
             authorization: `Bearer ${this.opts.secret}`,
-            'content-type': 'application/json',
+            'content-type': body.type,
             'x-lamina-request-id': requestId,
             'x-lamina-version': String(fv.version),
           },
-          body,
+          body: body.data,
           signal: ac.signal,
           headersTimeout: this.opts.acceptTimeoutMs,
           bodyTimeout: 0,

@@ -12,6 +12,8 @@ import os from 'node:os';
 import pino from 'pino';
 import type { ServerConfig } from '../config.js';
 import { LaminaError, isLaminaError } from '../errors.js';
+import type { HttpCall } from '../http/call.js';
+import { parseJsonBody } from '../http/json-body.js';
 import { InvocationStore } from '../metering/store.js';
 import { Registry } from '../registry/registry.js';
 import type { FunctionVersion } from '../registry/types.js';
@@ -21,7 +23,7 @@ import { Worker, workerOptions } from '../worker/worker.js';
 import { Agent } from './agent.js';
 import { CodeCache } from './code.js';
 import { PgListener, REGISTRY_CHANNEL } from './notify.js';
-import { ACCEPTED_HEADER, INTERNAL_PREFIX, REFUSED_HEADER, secretMatches, type InvokeEnvelope, type WorkerReport } from './protocol.js';
+import { ACCEPTED_HEADER, CALL_CONTENT_TYPE, INTERNAL_PREFIX, REFUSED_HEADER, decodeCall, secretMatches, type InvokeEnvelope, type WorkerReport } from './protocol.js';
 
 export interface WorkerNodeConfig extends ServerConfig {
   gatewayUrl: string;
@@ -161,10 +163,19 @@ export async function startWorkerNode(config: WorkerNodeConfig): Promise<Running
       const requestId = String(req.headers['x-lamina-request-id'] ?? '') || randomUUID();
       const want = Number(req.headers['x-lamina-version'] ?? 0) || 0;
       let event: unknown;
-      try {
-        event = body.length ? JSON.parse(body.toString('utf8')) : {};
-      } catch (err) {
-        return sendError(res, new LaminaError('BadRequest', `the event is not valid JSON: ${(err as Error).message}`));
+      let call: HttpCall | undefined;
+      if (String(req.headers['content-type'] ?? '').startsWith(CALL_CONTENT_TYPE)) {
+        try {
+          call = decodeCall(body);
+        } catch (err) {
+          return sendError(res, new LaminaError('BadRequest', `the forwarded request is malformed: ${(err as Error).message}`));
+        }
+      } else {
+        try {
+          event = body.length ? JSON.parse(body.toString('utf8')) : {};
+        } catch (err) {
+          return sendError(res, new LaminaError('BadRequest', `the event is not valid JSON: ${(err as Error).message}`));
+        }
       }
       // Catch up with a deploy the gateway has seen and this worker has not yet heard of.
       let fv = registry.current(name);
@@ -186,6 +197,12 @@ export async function startWorkerNode(config: WorkerNodeConfig): Promise<Running
         fv = cur; // a newer version arrived meanwhile: make sure its code is here too
       }
       if (!fv) return sendError(res, new LaminaError('FunctionNotFound', `function "${name}" does not exist`));
+      if (call && !call.jsonError && (fv.manifest.http.event ?? 'json') === 'json') {
+        // json mode: the event is the body's JSON (the gateway checked it; it forwards bytes, not a second copy).
+        const parsed = parseJsonBody(call.body);
+        if ('event' in parsed) event = parsed.event;
+        else call.jsonError = parsed.jsonError;
+      }
       if (stopping) return refuse();
       // Let pending socket events arrive (a worker resumed after a pause may hold the gateway's hang-up
       // unread): a gateway that gave up before the call started may already be running it elsewhere.
@@ -204,7 +221,7 @@ export async function startWorkerNode(config: WorkerNodeConfig): Promise<Running
       served++;
       let envelope: InvokeEnvelope;
       try {
-        envelope = { result: await worker.invoke(name, requestId, event) };
+        envelope = { result: await worker.invoke(name, requestId, event, call ? { http: call } : undefined) };
       } catch (err) {
         const le = isLaminaError(err) ? err : new LaminaError('InternalError', (err as Error).message);
         if (le.type === 'InternalError') log.error({ err }, 'invoke failed');

@@ -2,6 +2,7 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { LaminaError } from '../errors.js';
+import { registerKeyRoutes } from '../keys/routes.js';
 import { registerPackageRoutes } from '../packages/routes.js';
 import type { FunctionVersion } from '../registry/types.js';
 import type { GatewayDeps } from './app.js';
@@ -98,4 +99,5 @@ export async function registerAdminRoutes(app: FastifyInstance, deps: GatewayDep
   app.get('/worker', async () => deps.worker.stats());
 
   await registerPackageRoutes(app, deps.registry);
+  await registerKeyRoutes(app, deps.keys);
 }

@@ -3,9 +3,11 @@
 import type { IncomingMessage } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { LaminaError, isLaminaError } from '../errors.js';
+import type { KeyStore } from '../keys/store.js';
 import type { InvocationStore } from '../metering/store.js';
 import type { Registry } from '../registry/registry.js';
 import type { Manifest } from '../registry/types.js';
+import type { InvokeOptions } from '../worker/invoke-options.js';
 import type { CallResult, InstanceView, WorkerStats } from '../worker/worker.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { registerInvokeRoutes } from './invoke-routes.js';
@@ -20,7 +22,7 @@ import type { Metrics } from './metrics.js';
  */
 export interface Invoker {
   readonly id: string;
-  invoke(name: string, requestId: string, event: unknown): Promise<CallResult>;
+  invoke(name: string, requestId: string, event: unknown, opts?: InvokeOptions): Promise<CallResult>;
   /** Instances and memory, for /metrics and the admin API (in a cluster: merged from the workers' last heartbeats). */
   stats(): WorkerStats;
   /** Live instances of one function with their sandboxes' readings (memory, CPU, paused), where the invoker holds them. */
@@ -31,6 +33,8 @@ export interface GatewayDeps {
   registry: Registry;
   worker: Invoker;
   invocations: InvocationStore;
+  /** Invoke keys for functions with "auth": "token". */
+  keys: KeyStore;
   metrics: Metrics;
   token: string;
   payloadLimitBytes: number;

@@ -1,24 +1,21 @@
-// ANY /run/:name and /run/:name/*: the invoke path. Checks run cheapest first
-// (function exists, method allowed, body is JSON); then the worker runs the call.
+// ANY /run/:name and /run/:name/*: the invoke path. CORS preflights are
+// answered here without a call; every other request passes checkInvoke
+// (invoke-check.ts), then the Invoker runs the call and its answer is sent:
+// JSON for json mode, the function's own response for HTTP functions.
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { LaminaError, isLaminaError } from '../errors.js';
 import type { GatewayDeps } from './app.js';
 import { sendError } from './app.js';
-import { MAX_EVENT_DEPTH, jsonDepth } from './json-depth.js';
+import { corsHeaders, isPreflight, preflightHeaders } from './cors.js';
+import { sendHttpResponse } from './http-answer.js';
+import { Refusal, checkInvoke } from './invoke-check.js';
 
 type RunRequest = FastifyRequest<{ Params: { name: string } }>;
 
-function parseEvent(body: unknown): unknown {
-  if (!Buffer.isBuffer(body) || body.length === 0) return {};
-  const text = body.toString('utf8');
-  if (text.trim() === '') return {};
-  if (jsonDepth(text, MAX_EVENT_DEPTH) > MAX_EVENT_DEPTH) throw new LaminaError('BadRequest', `the event is nested deeper than ${MAX_EVENT_DEPTH} levels of arrays and objects`);
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new LaminaError('BadRequest', `the request body is not valid JSON: ${(err as Error).message}`);
-  }
+/** Error bodies: the stack only for a caller holding the admin token (the record's logs always keep it). */
+function errorFor(type: LaminaError['type'], message: string, stack: string | undefined, admin: boolean): LaminaError {
+  return new LaminaError(type, message, admin && stack ? { stack } : {});
 }
 
 export function registerInvokeRoutes(app: FastifyInstance, deps: GatewayDeps): void {
@@ -26,26 +23,27 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: GatewayDeps): v
     const requestId = randomUUID();
     (req as RunRequest & { laminaRequestId?: string }).laminaRequestId = requestId;
     const name = req.params.name;
-    const fv = deps.registry.current(name);
-    if (!fv) {
-      deps.metrics.rejected(name, 'FunctionNotFound');
-      return sendError(reply, new LaminaError('FunctionNotFound', `function "${name}" does not exist`), requestId);
+    const cors = deps.registry.current(name)?.manifest.http.cors;
+    const origin = typeof req.headers.origin === 'string' ? req.headers.origin : undefined;
+    if (cors && isPreflight(req.method, req.headers)) {
+      const h = preflightHeaders(cors, origin!, String(req.headers['access-control-request-method']), req.headers['access-control-request-headers'] as string | undefined);
+      reply.header('x-lamina-request-id', requestId);
+      return reply.code(204).headers(h ?? { vary: 'Origin' }).send();
     }
-    const methods = fv.manifest.http.methods as string[];
-    if (!methods.includes(req.method)) {
-      deps.metrics.rejected(name, 'MethodNotAllowed');
-      reply.header('allow', methods.join(', '));
-      return sendError(reply, new LaminaError('MethodNotAllowed', `function "${name}" does not accept ${req.method} (allowed: ${methods.join(', ')})`), requestId);
-    }
-    let event: unknown;
+    reply.headers(corsHeaders(cors, origin));
+
+    let checked: Awaited<ReturnType<typeof checkInvoke>>;
     try {
-      event = parseEvent(req.body);
+      checked = await checkInvoke(deps, req, name);
     } catch (err) {
-      deps.metrics.rejected(name, 'BadRequest');
-      return sendError(reply, err as LaminaError, requestId);
+      const le = isLaminaError(err) ? err : new LaminaError('InternalError', (err as Error).message);
+      if (le.type === 'InternalError') deps.log.error({ err }, 'invoke check failed');
+      deps.metrics.rejected(name, le.type);
+      if (err instanceof Refusal) reply.headers(err.headers);
+      return sendError(reply, le, requestId);
     }
     try {
-      const { outcome, record } = await deps.worker.invoke(name, requestId, event);
+      const { outcome, record, response } = await deps.worker.invoke(name, requestId, checked.event, { http: checked.http });
       deps.metrics.observe(record);
       reply.headers({
         'x-lamina-request-id': requestId,
@@ -56,16 +54,19 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: GatewayDeps): v
         'x-lamina-instance': record.instance,
         'x-lamina-version': String(record.version),
       });
+      // HEAD: Node's HTTP server sends the headers and drops the body.
+      if (response) return sendHttpResponse(reply, response);
       if (outcome.ok) return reply.code(200).type('application/json; charset=utf-8').send(JSON.stringify(outcome.value === undefined ? null : outcome.value));
       const e = outcome.error!;
-      return sendError(reply, new LaminaError(e.type, e.message, e.stack ? { stack: e.stack } : {}), requestId);
+      return sendError(reply, errorFor(e.type, e.message, e.stack, checked.admin), requestId);
     } catch (err) {
       const le = isLaminaError(err) ? err : new LaminaError('InternalError', (err as Error).message);
       if (le.type === 'InternalError') deps.log.error({ err }, 'invoke failed');
       deps.metrics.rejected(name, le.type);
       const worker = (err as { worker?: string | null }).worker;
       if (worker !== null) reply.header('x-lamina-worker', worker ?? deps.worker.id);
-      return sendError(reply, le, requestId);
+      const stack = le.extra.stack as string | undefined;
+      return sendError(reply, stack && !checked.admin ? errorFor(le.type, le.message, undefined, false) : le, requestId);
     }
   };
   app.all<{ Params: { name: string } }>('/run/:name', handler);

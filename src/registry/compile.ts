@@ -62,16 +62,18 @@ function wrapperSource(entry: string, handler: string): string {
     `const name = ${JSON.stringify(handler)};`,
     // ESM named export; then CommonJS module.exports[name] (esbuild puts module.exports on .default).
     'const cjs = mod.default;',
+    // A fetch handler (Workers style): `export function fetch`, or a default export with a fetch method.
+    "const __laminaFetch = typeof mod.fetch === 'function' ? mod : cjs != null && typeof cjs.fetch === 'function' ? cjs : undefined;",
     'let fn = mod[name];',
     "if (typeof fn !== 'function' && cjs != null && typeof cjs[name] === 'function') fn = cjs[name];",
     // A default-exported function counts only for the default name, so a typo in "handler" is not masked.
     "if (typeof fn !== 'function' && name === 'handler' && typeof cjs === 'function') fn = cjs;",
-    "if (typeof fn !== 'function') {",
+    "if (typeof fn !== 'function' && !__laminaFetch) {",
     `  throw new Error(${JSON.stringify(
-      `${entry} does not export a function "${handler}" (use export function ${handler}, export default, or exports.${handler})`,
+      `${entry} does not export a function "${handler}" nor a fetch handler (use export function ${handler}, export default, exports.${handler}, or export default { fetch })`,
     )});`,
     '}',
-    `export { ${exportAs} };`,
+    `export { ${exportAs}, __laminaFetch };`,
   ].join('\n');
 }
 

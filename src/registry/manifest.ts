@@ -16,6 +16,22 @@ export const NODE_DEFAULT_ENTRIES = ['index.ts', 'index.mts', 'index.js', 'index
 export const PYTHON_DEFAULT_ENTRIES = ['f.py', 'main.py', 'handler.py'] as const;
 const NODE_EXTENSIONS = ['.ts', '.mts', '.cts', '.js', '.mjs', '.cjs'];
 
+/** "*" or scheme://host[:port], as browsers send in Origin. */
+const ORIGIN_RE = /^(\*|https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?)$/;
+/** An HTTP header name. */
+const TOKEN_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const HTTP_RULES: Record<string, string> = {
+  event: 'one of "json", "request", "wsgi", "asgi"',
+  auth: 'one of "none", "token"',
+  cors: 'an object such as {"allowOrigins": ["https://app.example"]}',
+  'cors.allowOrigins': 'a non-empty array of origins such as "https://app.example" (or "*")',
+  'cors.allowMethods': `a non-empty array of HTTP methods (${'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'})`,
+  'cors.allowHeaders': 'an array of header names',
+  'cors.exposeHeaders': 'an array of header names',
+  'cors.allowCredentials': 'true or false',
+  'cors.maxAge': 'an integer number of seconds from 0 to 86400',
+};
+
 const METHOD_SET = new Set<string>(HTTP_METHODS);
 const methodSchema = z.string().refine((m) => METHOD_SET.has(m.toUpperCase()));
 
@@ -33,8 +49,22 @@ const FIELDS = {
   env: [z.record(z.string(), z.string()), 'an object of string values'],
   network: [z.boolean(), 'true or false'],
   http: [
-    z.strictObject({ methods: z.array(methodSchema).min(1).optional() }),
-    'an object such as {"methods": ["GET", "POST"]}',
+    z.strictObject({
+      methods: z.array(methodSchema).min(1).optional(),
+      event: z.enum(['json', 'request', 'wsgi', 'asgi']).optional(),
+      auth: z.enum(['none', 'token']).optional(),
+      cors: z
+        .strictObject({
+          allowOrigins: z.array(z.string().regex(ORIGIN_RE)).min(1),
+          allowMethods: z.array(methodSchema).min(1).optional(),
+          allowHeaders: z.array(z.string().regex(TOKEN_RE)).optional(),
+          exposeHeaders: z.array(z.string().regex(TOKEN_RE)).optional(),
+          allowCredentials: z.boolean().optional(),
+          maxAge: z.number().int().min(0).max(86400).optional(),
+        })
+        .optional(),
+    }),
+    'an object such as {"methods": ["GET", "POST"], "event": "request", "auth": "token"}',
   ],
 } as const;
 
@@ -79,13 +109,21 @@ function rule(p: readonly PropertyKey[]): string {
   const [top, second] = p;
   if (top === 'env' && p.length === 2) return 'a string';
   if (top === 'http' && second === 'methods') return p.length === 2 ? METHODS_RULE : METHOD_RULE;
+  if (top === 'http' && typeof second === 'string') {
+    const key = p.length >= 3 && typeof p[2] === 'string' ? `${second}.${p[2]}` : second;
+    return HTTP_RULES[key] ?? HTTP_RULES[second] ?? 'valid';
+  }
   return FIELDS[top as FieldName]?.[1] ?? 'valid';
 }
 
 function issueMessage(issue: z.core.$ZodIssue, raw: unknown): string {
   if (issue.code === 'unrecognized_keys') {
     const prefix = issue.path.length ? `${pathText(issue.path)}.` : '';
-    const known = issue.path.length ? 'methods' : FIELD_NAMES.join(', ');
+    const known = !issue.path.length
+      ? FIELD_NAMES.join(', ')
+      : issue.path.length === 1
+        ? 'methods, event, auth, cors'
+        : 'allowOrigins, allowMethods, allowHeaders, exposeHeaders, allowCredentials, maxAge';
     const names = issue.keys.map((k) => `"${prefix}${k}"`).join(', ');
     return `unknown field${issue.keys.length > 1 ? 's' : ''} ${names} (known: ${known})`;
   }
@@ -183,6 +221,23 @@ export function parseManifest(raw: unknown, ctx: { dirName: string; files: strin
     ? [...new Set(m.http.methods.map((x) => x.toUpperCase() as HttpMethod))]
     : [...HTTP_METHODS];
 
+  const event = m.http?.event ?? 'json';
+  if ((event === 'wsgi' || event === 'asgi') && runtime !== 'python') {
+    throw invalid(`"http.event": "${event}" serves a Python ${event.toUpperCase()} application; a ${runtime} function uses "json" or "request" (or exports fetch)`);
+  }
+  const c = m.http?.cors;
+  const cors = c && {
+    allowOrigins: [...new Set(c.allowOrigins)],
+    allowMethods: c.allowMethods ? [...new Set(c.allowMethods.map((x) => x.toUpperCase() as HttpMethod))] : methods,
+    allowHeaders: (c.allowHeaders ?? []).map((h) => h.toLowerCase()),
+    exposeHeaders: (c.exposeHeaders ?? []).map((h) => h.toLowerCase()),
+    allowCredentials: c.allowCredentials ?? false,
+    maxAge: c.maxAge ?? 600,
+  };
+  if (cors?.allowCredentials && cors.allowOrigins.includes('*')) {
+    throw invalid('"http.cors": "allowCredentials": true needs explicit origins (browsers refuse credentials with "*")');
+  }
+
   return {
     name,
     runtime,
@@ -195,6 +250,6 @@ export function parseManifest(raw: unknown, ctx: { dirName: string; files: strin
     sandbox,
     env: { ...env },
     network: m.network ?? false,
-    http: { methods },
+    http: { methods, event, auth: m.http?.auth ?? 'none', ...(cors ? { cors } : {}) },
   };
 }

@@ -18,7 +18,30 @@ export interface Manifest {
   sandbox: 'auto' | SandboxTier;
   env: Record<string, string>;
   network: boolean;
-  http: { methods: HttpMethod[] };
+  http: HttpSettings;
+}
+
+/** How a function's HTTP requests become calls (DESIGN.md "HTTP functions"). */
+export type HttpEventMode = 'json' | 'request' | 'wsgi' | 'asgi';
+
+export interface CorsSettings {
+  /** Origins allowed to read answers; "*" allows any. */
+  allowOrigins: string[];
+  allowMethods: HttpMethod[];
+  allowHeaders: string[];
+  exposeHeaders: string[];
+  allowCredentials: boolean;
+  /** Seconds a browser may cache a preflight answer. */
+  maxAge: number;
+}
+
+export interface HttpSettings {
+  methods: HttpMethod[];
+  /** Absent in versions deployed before HTTP functions: read as "json". */
+  event?: HttpEventMode;
+  /** Absent in older versions: read as "none". */
+  auth?: 'none' | 'token';
+  cors?: CorsSettings;
 }
 
 /** One deployed, immutable version of a function. */

@@ -3,6 +3,7 @@
 import type { Duplex } from 'node:stream';
 import { MAX_FRAME_BYTES, parseRuntimeFrame } from './frames.js';
 import { LineChannel } from './line-channel.js';
+import type { HttpFrame, ModuleKind } from './types.js';
 
 /** Frames the worker sends. */
 export type WorkerFrame =
@@ -24,17 +25,22 @@ export type WorkerFrame =
       id: string;
       event: unknown;
       context: { requestId: string; functionName: string; functionVersion: number; memoryLimitMb: number; deadlineMs: number; coldStart: boolean };
+      /** HTTP functions not in json mode: the event is the function-URL 2.0 event (src/http/event.ts). */
+      http?: HttpFrame;
     };
 
 /** Frames a runtime sends. */
 export type RuntimeFrame =
   | { t: 'ready'; runtime: string; version: string; pid: number }
-  | { t: 'loaded'; kind?: 'fetch' | 'handler' }
+  /** `kind` (optional; absent = handler): whether the module is a fetch handler. */
+  | { t: 'loaded'; kind?: ModuleKind }
   | { t: 'preloaded' }
   | { t: 'preload_error'; error: { type: string; message: string; stack?: string } }
   | { t: 'load_error'; error: { type: string; message: string; stack?: string } }
-  | { t: 'result'; id: string; ok: true; value?: unknown; ms?: number }
-  | { t: 'result'; id: string; ok: false; error: { type: string; message: string; stack?: string }; ms?: number }
+  /** `more`: work the call handed to waitUntil goes on; a `settled` frame with the call's whole duration ends it. */
+  | { t: 'result'; id: string; ok: true; value?: unknown; ms?: number; more?: boolean }
+  | { t: 'result'; id: string; ok: false; error: { type: string; message: string; stack?: string }; ms?: number; more?: boolean }
+  | { t: 'settled'; id: string; ms?: number }
   | { t: 'log'; id: string | null; stream: 'stdout' | 'stderr'; data: string }
   | { t: 'fatal'; error: { type: string; message: string; stack?: string } };
 

@@ -9,7 +9,7 @@ import { LaminaError } from '../errors.js';
 import { Channel, type RuntimeFrame } from './channel.js';
 import { ProtocolViolation } from './frames.js';
 import { VIOLATION } from './line-channel.js';
-import type { InvokeError, InvokeErrorType, InvokeOutcome, InvokeRequest, LoadSpec, Sandbox, SandboxShape, SandboxStats, SandboxTier } from './types.js';
+import type { InvokeError, InvokeErrorType, InvokeOutcome, InvokeRequest, LoadSpec, ModuleKind, Sandbox, SandboxShape, SandboxStats, SandboxTier } from './types.js';
 
 export interface ChildLaunch {
   command: string;
@@ -88,6 +88,8 @@ export class ChildRuntimeSandbox implements Sandbox {
   /** Set when the sandbox's own watchdogs killed it (not the worker's destroy). */
   private selfKilled = false;
   private spec: LoadSpec | undefined;
+  /** What the runtime said it loaded (fetch handler or event handler). */
+  kind: ModuleKind | undefined;
   /** Code placed ahead of `load` by `preload`: which version, and its entry path. */
   private placed: { key: string; entry: string } | undefined;
 
@@ -232,6 +234,7 @@ export class ChildRuntimeSandbox implements Sandbox {
             deadlineMs: req.deadlineMs,
             coldStart: req.coldStart,
           },
+          ...(req.http ? { http: req.http } : {}),
         });
       } catch (err) {
         // The event could not be serialized (e.g. nested too deep): the call fails, the sandbox is untouched.
@@ -287,13 +290,11 @@ export class ChildRuntimeSandbox implements Sandbox {
 
   private onFrame(frame: RuntimeFrame): void {
     switch (frame.t) {
-      case 'result': {
+      case 'result':
+      case 'settled': {
         const call = this.pending.get(frame.id);
         // Every call is answered once, while it is pending: any other id is forged.
-        if (!call) throw new ProtocolViolation(`a result for a call that is not in flight (${JSON.stringify(frame.id.slice(0, 64))})`);
-        this.pending.delete(frame.id);
-        clearTimeout(call.timer);
-        if (this.pending.size === 0) this.stopSampler();
+        if (!call) throw new ProtocolViolation(`a ${frame.t} for a call that is not in flight (${JSON.stringify(frame.id.slice(0, 64))})`);
         // The runtime's clock around the handler is free of the worker's own scheduling
         // delays, so it is what is billed; bounded by the worker's clock, since code in
         // the sandbox could tamper with it, a lie can shave at most MAX_CLOCK_SKEW_MS.
@@ -301,15 +302,28 @@ export class ChildRuntimeSandbox implements Sandbox {
         const reported = typeof frame.ms === 'number' && Number.isFinite(frame.ms) ? frame.ms : measured;
         const durationMs = Math.min(measured, Math.max(reported, measured - MAX_CLOCK_SKEW_MS));
         const logs = call.logs.join('');
-        if (frame.ok) call.resolve({ ok: true, value: frame.value, durationMs, logs, maxMemoryBytes: this.peakMemory });
+        let outcome: InvokeOutcome;
+        if (frame.t === 'settled') outcome = { ok: true, durationMs, logs, maxMemoryBytes: this.peakMemory };
+        else if (frame.ok) outcome = { ok: true, value: frame.value, durationMs, logs, maxMemoryBytes: this.peakMemory };
         else
-          call.resolve({
+          outcome = {
             ok: false,
-            error: { type: 'HandlerError', message: String(frame.error?.message ?? 'handler failed'), stack: frame.error?.stack },
+            // InvalidResponse: the runtime could not convert the app's answer (a fetch handler returning a non-Response, ...).
+            error: { type: frame.error?.type === 'InvalidResponse' ? 'InvalidResponse' : 'HandlerError', message: String(frame.error?.message ?? 'handler failed'), stack: frame.error?.stack },
             durationMs,
             logs,
             maxMemoryBytes: this.peakMemory,
-          });
+          };
+        const answer = call.resolve;
+        if (frame.t === 'result' && frame.more === true) {
+          // Answered, but waitUntil work goes on: the call stays pending (deadline, logs) until `settled`.
+          outcome.settled = new Promise<InvokeOutcome>((resolve) => (call.resolve = resolve));
+        } else {
+          this.pending.delete(frame.id);
+          clearTimeout(call.timer);
+          if (this.pending.size === 0) this.stopSampler();
+        }
+        answer(outcome);
         return;
       }
       case 'log': {
@@ -318,8 +332,12 @@ export class ChildRuntimeSandbox implements Sandbox {
         else this.appendInstanceLog(frame.data);
         return;
       }
-      case 'ready':
       case 'loaded':
+        if (frame.kind === 'fetch') this.kind = 'fetch';
+        this.loadWaiter?.resolve();
+        this.loadWaiter = undefined;
+        return;
+      case 'ready':
       case 'preloaded':
         this.loadWaiter?.resolve();
         this.loadWaiter = undefined;

@@ -16,7 +16,9 @@ const runtimeFrame = z.discriminatedUnion('t', [
   z.object({ t: z.literal('preloaded') }),
   z.object({ t: z.literal('preload_error'), error: errorInfo }),
   z.object({ t: z.literal('load_error'), error: errorInfo }),
-  z.object({ t: z.literal('result'), id, ok: z.boolean(), value: z.unknown().optional(), error: errorInfo.optional(), ms: z.number().optional() }).refine((f) => f.ok || f.error !== undefined, 'a failed result needs an error'),
+  // `more`: the call's waitUntil work goes on; a `settled` frame ends it (HTTP functions).
+  z.object({ t: z.literal('result'), id, ok: z.boolean(), value: z.unknown().optional(), error: errorInfo.optional(), ms: z.number().optional(), more: z.boolean().optional() }).refine((f) => f.ok || f.error !== undefined, 'a failed result needs an error'),
+  z.object({ t: z.literal('settled'), id, ms: z.number().optional() }),
   z.object({ t: z.literal('log'), id: id.nullable(), stream: z.enum(['stdout', 'stderr']), data: z.string() }),
   z.object({ t: z.literal('fatal'), error: errorInfo }),
 ]);

@@ -36,6 +36,10 @@ export class SafeSandbox implements Sandbox {
   get alive(): boolean {
     return this.state !== 'dead' && this.inner.alive;
   }
+  /** What the runtime said it loaded (a fetch handler or not), once loaded. */
+  get kind(): Sandbox['kind'] {
+    return this.inner.kind;
+  }
   /** True while frozen (or about to be: a pause is under way). */
   get paused(): boolean {
     return this.state === 'paused';

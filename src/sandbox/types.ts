@@ -37,10 +37,24 @@ export interface InvokeRequest {
   /** Epoch ms at which the call is cut off. */
   deadlineMs: number;
   coldStart: boolean;
+  /** HTTP functions only (not json mode): how the runtime should treat the event (the runtime protocol's `http` field). */
+  http?: HttpFrame;
 }
 
+/** The `http` field of an invoke frame (docs/runtime-protocol.md). */
+export interface HttpFrame {
+  mode: 'request' | 'fetch' | 'wsgi' | 'asgi';
+  /** The URL the client asked for, /run/:name included. */
+  url: string;
+  /** /run/:name */
+  basePath: string;
+}
+
+/** What a loaded module is: a fetch handler (`fetch(request, env, ctx)`) or an event handler. */
+export type ModuleKind = 'fetch' | 'handler';
+
 /** Error types a call can end with; they map 1:1 onto the HTTP error model. */
-export type InvokeErrorType = 'HandlerError' | 'Timeout' | 'SandboxCrashed' | 'MemoryLimitExceeded';
+export type InvokeErrorType = 'HandlerError' | 'Timeout' | 'SandboxCrashed' | 'MemoryLimitExceeded' | 'InvalidResponse';
 
 export interface InvokeError {
   type: InvokeErrorType;
@@ -59,6 +73,12 @@ export interface InvokeOutcome {
   logs: string;
   /** Peak memory of the sandbox so far, in bytes (0 when unknown). */
   maxMemoryBytes: number;
+  /**
+   * Set when the call answered but work it handed to waitUntil goes on: resolves
+   * when the call really ends (its whole duration and logs, for billing; an
+   * error when it ran out of time or crashed). The call's slot stays taken till then.
+   */
+  settled?: Promise<InvokeOutcome>;
 }
 
 export interface SandboxStats {
@@ -76,6 +96,8 @@ export interface Sandbox {
   readonly shape: SandboxShape;
   /** False once the sandbox died or was destroyed; the worker must then drop it. */
   readonly alive: boolean;
+  /** Known once `load` resolved: whether the module is a fetch handler (runtimes that cannot tell leave it undefined = handler). */
+  readonly kind?: ModuleKind;
   /** Specializes a generic sandbox with one function version. Called once. Rejects with an Error whose message says why. */
   load(spec: LoadSpec): Promise<void>;
   /**

@@ -103,6 +103,21 @@ const migrationsFor = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.alterTable('versions').dropColumn('packages_hash').execute();
     },
   },
+  // HTTP functions (src/keys): invoke keys for functions with "auth": "token".
+  '0004_invoke_keys': {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('invoke_keys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('key_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('functions', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+    async down(db: Kysely<any>): Promise<void> {
+      await db.schema.dropTable('invoke_keys').execute();
+    },
+  },
 });
 
 /** Brings any Kysely database (SQLite or PostgreSQL) to the latest schema. */

@@ -78,7 +78,18 @@ export interface WorkersTable {
   stats: string;
 }
 
+/** Invoke keys (src/keys): only a hash of each key is kept. */
+export interface InvokeKeysTable {
+  id: string;
+  /** sha256 (hex) of the whole key. */
+  key_hash: string;
+  /** JSON array of function names, or ["*"]. */
+  functions: string;
+  created_at: string;
+}
+
 export interface Database {
+  invoke_keys: InvokeKeysTable;
   functions: FunctionsTable;
   versions: VersionsTable;
   invocations: InvocationsTable;

@@ -7,7 +7,10 @@ import type { InvocationRecord, InvocationStatus } from '../metering/types.js';
 import type { FunctionVersion } from '../registry/types.js';
 import { safe, type SafeSandbox } from '../sandbox/safe-sandbox.js';
 import type { InvokeOutcome, LoadSpec, Sandbox } from '../sandbox/types.js';
+import { prepareCall, readAnswer, type PreparedCall } from '../http/prepare.js';
+import type { HttpResponse } from '../http/response.js';
 import { Instance } from './instance.js';
+import type { InvokeOptions } from './invoke-options.js';
 
 /** What a sandbox needs to specialize for a version. */
 export function loadSpecOf(fv: FunctionVersion): LoadSpec {
@@ -28,6 +31,8 @@ export function loadSpecOf(fv: FunctionVersion): LoadSpec {
 export interface CallResult {
   outcome: InvokeOutcome;
   record: InvocationRecord;
+  /** HTTP functions (not json mode): the checked response to send. */
+  response?: HttpResponse;
 }
 
 /** What a runner needs from its worker. */
@@ -53,6 +58,7 @@ const MAX_START_ATTEMPTS = 3;
 interface QueuedCall {
   requestId: string;
   event: unknown;
+  opts: InvokeOptions | undefined;
   resolve: (r: CallResult) => void;
   reject: (e: unknown) => void;
 }
@@ -77,14 +83,14 @@ export class FunctionRunner {
     return this.queue.length;
   }
 
-  invoke(requestId: string, event: unknown): Promise<CallResult> {
+  invoke(requestId: string, event: unknown, opts?: InvokeOptions): Promise<CallResult> {
     if (this.removed) return Promise.reject(new LaminaError('FunctionNotFound', `function "${this.name}" does not exist`));
     const inst = this.pickInstance();
-    if (inst) return this.run(inst, requestId, event);
+    if (inst) return this.run(inst, requestId, event, opts);
     if (this.queue.length >= this.deps.maxQueue)
       return Promise.reject(new LaminaError('TooManyRequests', `function "${this.name}" has ${this.queue.length} calls waiting (the queue's limit); retry later`));
     return new Promise<CallResult>((resolve, reject) => {
-      this.queue.push({ requestId, event, resolve, reject });
+      this.queue.push({ requestId, event, opts, resolve, reject });
       this.scale();
     });
   }
@@ -245,7 +251,7 @@ export class FunctionRunner {
     }
     while (inst.hasRoom() && this.queue.length > 0) {
       const c = this.queue.shift()!;
-      this.run(inst, c.requestId, c.event).then(c.resolve, c.reject);
+      this.run(inst, c.requestId, c.event, c.opts).then(c.resolve, c.reject);
     }
     if (inst.inflight === 0) {
       if (this.deps.offerIdle(this, inst)) return;
@@ -264,33 +270,79 @@ export class FunctionRunner {
     }, this.deps.pauseAfterMs);
   }
 
-  private async run(inst: Instance, requestId: string, event: unknown): Promise<CallResult> {
+  private async run(inst: Instance, requestId: string, event: unknown, opts: InvokeOptions | undefined): Promise<CallResult> {
     const sandbox = inst.sandbox!;
     const fv = inst.version;
+    // Only now is the module's kind known (fetch handler or not): see src/http/prepare.ts.
+    let call: PreparedCall;
+    try {
+      call = prepareCall(fv.manifest, sandbox.kind, requestId, event, opts?.http);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     inst.inflight++;
     inst.calls++;
     const cold = inst.calls === 1;
     clearTimeout(inst.pauseTimer);
     inst.pauseTimer = undefined;
     const startedAt = Date.now();
-    let outcome: InvokeOutcome | undefined;
+    let outcome: InvokeOutcome;
     try {
-      outcome = await sandbox.invoke({ requestId, event, deadlineMs: startedAt + fv.manifest.timeoutMs, coldStart: cold });
-    } finally {
-      // Whatever happened, the slot is given back; a sandbox that did not answer goes (with its memory).
-      inst.inflight--;
-      inst.lastUsed = Date.now();
-      if (!outcome || !sandbox.alive) {
-        // A dead instance is replaced on demand: queued calls start a fresh one.
-        await this.retire(inst);
-        this.scale();
-      } else {
-        this.drain(inst);
-      }
+      outcome = await sandbox.invoke({ requestId, event: call.event, deadlineMs: startedAt + fv.manifest.timeoutMs, coldStart: cold, ...(call.http ? { http: call.http } : {}) });
+    } catch (err) {
+      // The sandbox did not answer: the slot is given back and the instance goes, with its memory.
+      await this.release(inst, undefined, true);
+      throw err;
     }
-    const record = this.recordFor(inst, requestId, startedAt, cold, outcome);
-    this.deps.record(record);
-    return { outcome, record };
+    const settled = outcome.settled;
+    delete outcome.settled;
+    let response: HttpResponse | undefined;
+    let record: InvocationRecord;
+    try {
+      response = readAnswer(outcome, call.http);
+      record = this.recordFor(inst, requestId, startedAt, cold, outcome);
+      if (response) record.statusCode = response.statusCode;
+    } catch (err) {
+      // Whatever happened, the slot is given back (after any waitUntil work).
+      void (settled ?? Promise.resolve()).then(() => this.release(inst, undefined));
+      throw err;
+    }
+    if (settled) {
+      // Answered, but ctx.waitUntil work goes on: the caller gets the answer now; the
+      // instance stays busy and the call is recorded and billed when the work ends.
+      void settled.then((end) => {
+        let r: InvocationRecord | undefined;
+        try {
+          const final: InvokeOutcome = end.ok ? { ...outcome, durationMs: end.durationMs, logs: end.logs, maxMemoryBytes: end.maxMemoryBytes } : end;
+          r = this.recordFor(inst, requestId, startedAt, cold, final);
+          if (response && end.ok) r.statusCode = response.statusCode;
+        } catch {
+          r = record;
+        }
+        return this.release(inst, r);
+      });
+    } else {
+      await this.release(inst, record);
+    }
+    return response ? { outcome, record, response } : { outcome, record };
+  }
+
+  /** A call left its instance: record it, then give the instance more work or replace it. Never throws. */
+  private async release(inst: Instance, record: InvocationRecord | undefined, broken = false): Promise<void> {
+    inst.inflight--;
+    inst.lastUsed = Date.now();
+    try {
+      if (record) this.deps.record(record);
+    } catch {
+      /* metering must not keep a slot */
+    }
+    if (broken || !inst.sandbox?.alive) {
+      // A dead instance is replaced on demand: queued calls start a fresh one.
+      await this.retire(inst);
+      this.scale();
+    } else {
+      this.drain(inst);
+    }
   }
 
   private recordFor(inst: Instance, requestId: string, startedAt: number, cold: boolean, outcome: InvokeOutcome): InvocationRecord {
@@ -313,7 +365,8 @@ export class FunctionRunner {
       initMs: cold ? Math.round(inst.initMs * 1000) / 1000 : null,
       status,
       statusCode: outcome.ok ? 200 : ERROR_STATUS[outcome.error!.type],
-      logs: outcome.logs,
+      // The stack never goes to anonymous callers (gateway); the record always keeps it.
+      logs: outcome.error?.stack ? `${outcome.logs}${outcome.logs && !outcome.logs.endsWith('\n') ? '\n' : ''}${outcome.error.stack}\n` : outcome.logs,
     };
   }
 }

@@ -84,12 +84,15 @@ for (const tier of testTiers()) {
       await healthy();
     });
 
-    test('500 HandlerError with message and stack when the handler throws', async () => {
+    test('500 HandlerError with message; the stack only for the admin token', async () => {
       const r = await invoke(s, 'faulty', { do: 'throw', n: 7 });
       assertError(r, 500, 'HandlerError');
       assert.equal(r.body.error.message, 'kaboom 7');
-      assert.match(r.body.error.stack, /kaboom 7/);
+      assert.equal(r.body.error.stack, undefined);
       assert.equal(r.body.error.requestId, r.headers.get('x-lamina-request-id'));
+      const a = await invoke(s, 'faulty', { do: 'throw', n: 8 }, { headers: { 'content-type': 'application/json', authorization: `Bearer ${s.token}` } });
+      assertError(a, 500, 'HandlerError');
+      assert.match(a.body.error.stack, /kaboom 8/);
       await healthy();
     });
 

@@ -211,13 +211,13 @@ test('console: levels and formats are captured in the call\'s logs', async () =>
   assert.match(o.logs, /\{ 'a-b': 'q' \}\n\{ o: \[Circular\] \}\n$/);
 });
 
-test('performance.now exists; no process, require, Buffer or other Node globals; no fetch without network', async () => {
+test('performance.now exists; no process, require, Buffer or other Node globals; no fetch without network (Request, Response, Headers always)', async () => {
   assert.deepEqual(
     await run(`
-      return ['process', 'require', 'Buffer', 'module', 'exports', '__dirname', 'global', 'setImmediate', 'fetch', 'Headers'].map((n) => n + ':' + typeof globalThis[n])
+      return ['process', 'require', 'Buffer', 'module', 'exports', '__dirname', 'global', 'setImmediate', 'fetch', 'Headers', 'Request', 'Response'].map((n) => n + ':' + typeof globalThis[n])
         .concat([typeof performance.now(), typeof structuredClone, typeof DOMException]);
     `),
-    ['process:undefined', 'require:undefined', 'Buffer:undefined', 'module:undefined', 'exports:undefined', '__dirname:undefined', 'global:undefined', 'setImmediate:undefined', 'fetch:undefined', 'Headers:undefined', 'number', 'function', 'function'],
+    ['process:undefined', 'require:undefined', 'Buffer:undefined', 'module:undefined', 'exports:undefined', '__dirname:undefined', 'global:undefined', 'setImmediate:undefined', 'fetch:undefined', 'Headers:function', 'Request:function', 'Response:function', 'number', 'function', 'function'],
   );
   const o = await call(sb, { code: 'return process.env.HOME;' });
   assert.equal(o.error?.type, 'HandlerError');

@@ -33,7 +33,7 @@ test('defaults fill every field', () => {
     sandbox: 'auto',
     env: {},
     network: false,
-    http: { methods: [...HTTP_METHODS] },
+    http: { methods: [...HTTP_METHODS], event: 'json', auth: 'none' },
   });
 });
 
@@ -122,7 +122,24 @@ test('wrong types are rejected naming the field', () => {
 test('unknown fields are rejected, at the top level and inside http', () => {
   rejects({ memory: 128 }, ['lamina.json: unknown field "memory"']);
   rejects({ http: { methods: ['GET'], path: '/x' } }, ['unknown field "http.path"']);
+  rejects({ http: { cors: { allowOrigins: ['*'], origins: [] } } }, ['unknown field "http.cors.origins"']);
   rejects({ memory: 1, timeout: 2 }, ['"memory"', '"timeout"']);
+});
+
+test('HTTP functions: event, auth and cors are checked, defaulted and normalized', () => {
+  const m = parseManifest({ http: { methods: ['GET', 'POST'], event: 'request', auth: 'token', cors: { allowOrigins: ['https://a.example'], allowHeaders: ['X-Who'] } } }, nodeCtx);
+  assert.deepEqual(m.http, {
+    methods: ['GET', 'POST'],
+    event: 'request',
+    auth: 'token',
+    cors: { allowOrigins: ['https://a.example'], allowMethods: ['GET', 'POST'], allowHeaders: ['x-who'], exposeHeaders: [], allowCredentials: false, maxAge: 600 },
+  });
+  rejects({ http: { event: 'xml' } }, ['"http.event" must be one of "json", "request", "wsgi", "asgi"', '(got "xml")']);
+  rejects({ http: { auth: 'basic' } }, ['"http.auth" must be one of "none", "token"']);
+  rejects({ http: { event: 'wsgi' } }, ['"http.event": "wsgi" serves a Python WSGI application']);
+  rejects({ http: { cors: { allowOrigins: ['ftp://x'] } } }, ['"http.cors.allowOrigins[0]" must be']);
+  rejects({ http: { cors: { allowOrigins: ['*'], allowCredentials: true } } }, ['allowCredentials']);
+  rejects({ http: { cors: { allowOrigins: ['*'], maxAge: -1 } } }, ['"http.cors.maxAge" must be an integer number of seconds']);
 });
 
 test('several problems are reported together', () => {

@@ -6,6 +6,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import net from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import { answerOf, fetchContext, findFetch, InvalidResponseError, requestOf, type FetchTarget } from './fetch-call.js';
 
 type Handler = (event: unknown, context: unknown) => unknown;
 interface ErrorInfo {
@@ -22,6 +23,10 @@ const MAX_LOG_BYTES = 64 * 1024;
 const channel = new net.Socket({ fd: 3, readable: true, writable: true });
 const currentCall = new AsyncLocalStorage<{ id: string; logBytes: number }>();
 let handler: Handler | undefined;
+/** Set when the module is a fetch handler (it then serves every call, whatever http.event says). */
+let fetchTarget: FetchTarget | undefined;
+/** The manifest's env, frozen: a fetch handler's `env` binding. */
+let fnEnv: Readonly<Record<string, string>> = Object.freeze({});
 let fn = { name: '', version: 0, memoryMb: 0, timeoutMs: 0 };
 
 function send(frame: object): void {
@@ -38,6 +43,7 @@ function errorInfo(err: unknown, type = 'HandlerError'): ErrorInfo {
 }
 
 function rawErrorInfo(err: unknown, type: string): ErrorInfo {
+  if (err instanceof InvalidResponseError) return { type: 'InvalidResponse', message: err.message };
   if (err instanceof Error) return { type, message: err.message || err.name, stack: err.stack };
   let message: string;
   try {
@@ -100,21 +106,53 @@ async function preload(frame: { entry: string; env: Record<string, string> }): P
 async function load(frame: { entry: string; handler: string; env: Record<string, string>; function: typeof fn }): Promise<void> {
   fn = frame.function;
   setEnv(frame.env);
+  fnEnv = Object.freeze({ ...frame.env });
   try {
     const mod = (await import(pathToFileURL(frame.entry).href)) as Record<string, unknown>;
+    fetchTarget = findFetch(mod);
+    if (fetchTarget) {
+      handler = (request: unknown, ctx: unknown) => fetchTarget!.fetch(request as Request, fnEnv as Record<string, string>, ctx as never);
+      send({ t: 'loaded', kind: 'fetch' });
+      return;
+    }
     handler = pickHandler(mod, frame.handler);
     if (!handler) {
       const found = Object.keys(mod).join(', ') || 'none';
       send({ t: 'load_error', error: { type: 'HandlerNotFound', message: `no function "${frame.handler}" exported by the entry file (exports: ${found})` } });
       return;
     }
-    send({ t: 'loaded' });
+    send({ t: 'loaded', kind: 'handler' });
   } catch (err) {
     send({ t: 'load_error', error: errorInfo(err, 'InitError') });
   }
 }
 
-async function invoke(arrived: number, frame: { id: string; event: unknown; context: { requestId: string; functionName: string; functionVersion: number; memoryLimitMb: number; deadlineMs: number; coldStart: boolean } }): Promise<void> {
+type InvokeFrame = { id: string; event: unknown; http?: { mode: string; url: string }; context: { requestId: string; functionName: string; functionVersion: number; memoryLimitMb: number; deadlineMs: number; coldStart: boolean } };
+
+/**
+ * A fetch handler's call: the answer goes out as soon as the Response is read;
+ * work handed to ctx.waitUntil goes on (inside the deadline; the worker keeps
+ * the call open and bills it) and a `settled` frame ends the call.
+ */
+async function invokeFetch(started: number, frame: InvokeFrame): Promise<void> {
+  const { ctx, settle, pending } = fetchContext();
+  let reply: object;
+  try {
+    const res = await fetchTarget!.fetch(requestOf(frame.http?.url ?? 'http://localhost/', frame.event as never), fnEnv as Record<string, string>, ctx);
+    const value = await answerOf(res, MAX_RESULT_BYTES);
+    reply = { t: 'result', id: frame.id, ok: true, value, ms: performance.now() - started, ...(pending() ? { more: true } : {}) };
+  } catch (err) {
+    reply = { t: 'result', id: frame.id, ok: false, error: errorInfo(err), ms: performance.now() - started, ...(pending() ? { more: true } : {}) };
+  }
+  send(reply);
+  if ('more' in reply) {
+    await settle();
+    send({ t: 'settled', id: frame.id, ms: performance.now() - started });
+  }
+}
+
+async function invoke(arrived: number, frame: InvokeFrame): Promise<void> {
+  if (fetchTarget) return currentCall.run({ id: frame.id, logBytes: 0 }, () => invokeFetch(arrived, frame));
   const c = frame.context;
   const context = {
     ...c,

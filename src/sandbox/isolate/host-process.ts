@@ -14,6 +14,8 @@ export interface IsolateListener {
   log(callId: string | null, data: string): void;
   /** The isolate (or its whole host) ended outside the sandbox's own doing. */
   ended(kind: FailureKind, message: string): void;
+  /** A call's waitUntil work ended. */
+  settled(callId: string): void;
 }
 
 const READY_TIMEOUT_MS = 10_000;
@@ -123,6 +125,8 @@ export class HostProcess {
         return this.readyWaiter?.();
       case 'log':
         return this.isolates.get(f.iso)?.log(f.id, f.data);
+      case 'settled':
+        return this.isolates.get(f.iso)?.settled(f.id);
       case 'dead': {
         const l = this.isolates.get(f.iso);
         this.isolates.delete(f.iso);

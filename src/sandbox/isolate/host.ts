@@ -31,6 +31,8 @@ interface Iso {
   timeoutMs: number;
   invoke?: IVM.Reference;
   fire?: IVM.Reference;
+  settle?: IVM.Reference;
+  kind?: 'fetch' | 'handler';
   timers: Map<number, NodeJS.Timeout>;
   /** Timers that came due while no call was in flight; they fire when the next call starts. */
   due: number[];
@@ -187,10 +189,11 @@ async function load(f: LoadFrame): Promise<void> {
     const boot = take('__laminaBoot');
     iso.invoke = take('__laminaInvoke');
     iso.fire = take('__laminaFire');
+    iso.settle = take('__laminaSettle');
     const script = await isolate.compileScript(f.code, { filename: f.filename });
     await script.run(context, { timeout: f.timeoutMs });
-    await boot.apply(undefined, [JSON.stringify(f.fn.env)], { timeout: 1000 });
-    send({ t: 'ok', q: f.q, stats: await sample(iso) });
+    iso.kind = (await boot.apply(undefined, [JSON.stringify(f.fn.env)], { timeout: 1000, result: { copy: true } })) === 'fetch' ? 'fetch' : 'handler';
+    send({ t: 'ok', q: f.q, stats: await sample(iso), kind: iso.kind });
   } catch (err) {
     const kind = classify(iso, err);
     const message = failureMessage(iso, kind, err);
@@ -204,7 +207,7 @@ async function invoke(f: InvokeFrame): Promise<void> {
   if (!iso?.invoke) return send({ t: 'fail', q: f.q, kind: 'crash', message: 'the isolate is gone' });
   if (iso.inflight.size === 0) iso.looseLogBytes = 0;
   iso.inflight.add(f.id);
-  const done = iso.invoke.apply(undefined, [f.id, f.event, JSON.stringify(f.context)], { result: { promise: true, copy: true } }) as Promise<string>;
+  const done = iso.invoke.apply(undefined, [f.id, f.event, JSON.stringify(f.context), f.url], { result: { promise: true, copy: true } }) as Promise<string>;
   for (const tid of iso.due.splice(0)) fireTimer(iso, tid);
   let out: string;
   try {
@@ -216,13 +219,20 @@ async function invoke(f: InvokeFrame): Promise<void> {
     end(iso, kind === 'handler' ? 'crash' : kind, message, true);
     return send({ t: 'fail', q: f.q, kind: kind === 'handler' ? 'crash' : kind, message, stats: { ...iso.last } });
   }
-  iso.inflight.delete(f.id);
-  if (typeof out !== 'string') return badOutput(iso, f);
-  if (out[0] === 'o') {
-    // The result text is the isolate's (user code may replace JSON.stringify): the server parses it as hostile.
-    if (Buffer.byteLength(out) - 1 > MAX_RESULT_BYTES) return send({ t: 'fail', q: f.q, kind: 'handler', message: `the handler's return value is over the cap of ${MAX_RESULT_BYTES} bytes`, stats: await sample(iso) });
-    return send({ t: 'result', q: f.q, value: out.slice(1), stats: await sample(iso) });
+  // 'O' / 'E': answered, but waitUntil work goes on; the call stays in flight (its logs, its timers) until it settles.
+  if (typeof out !== 'string' || out.length === 0) {
+    iso.inflight.delete(f.id);
+    return badOutput(iso, f);
   }
+  const more = out[0] === 'O' || out[0] === 'E';
+  if (!more) iso.inflight.delete(f.id);
+  else void settleCall(iso, f.id);
+  if (out[0] === 'o' || out[0] === 'O') {
+    // The result text is the isolate's (user code may replace JSON.stringify): the server parses it as hostile.
+    if (Buffer.byteLength(out) - 1 > MAX_RESULT_BYTES) return send({ t: 'fail', q: f.q, kind: 'handler', message: `the handler's return value is over the cap of ${MAX_RESULT_BYTES} bytes`, stats: await sample(iso), ...(more ? { more } : {}) });
+    return send({ t: 'result', q: f.q, value: out.slice(1), stats: await sample(iso), ...(more ? { more } : {}) });
+  }
+  if (out[0] !== 'e' && out[0] !== 'E') return badOutput(iso, f);
   let e: { name: string; message: string; stack?: string };
   try {
     e = JSON.parse(out.slice(1)) as typeof e;
@@ -230,13 +240,26 @@ async function invoke(f: InvokeFrame): Promise<void> {
   } catch {
     return badOutput(iso, f);
   }
+  if (e.name === 'InvalidResponse') return send({ t: 'fail', q: f.q, kind: 'handler', type: 'InvalidResponse', message: e.message, stats: await sample(iso), ...(more ? { more } : {}) });
   if (e.name === 'RangeError' && /Array buffer allocation failed/.test(e.message)) {
     // An allocation the heap limit refused: the call failed for memory, as on the other tiers.
     const message = `the isolate exceeded its memory limit of ${iso.memoryBytes / 1048576} MB (${e.message})`;
     end(iso, 'memory', message, true);
     return send({ t: 'fail', q: f.q, kind: 'memory', message, stats: { ...iso.last, peak: iso.memoryBytes } });
   }
-  send({ t: 'fail', q: f.q, kind: 'handler', message: e.message, stack: e.stack, stats: await sample(iso) });
+  send({ t: 'fail', q: f.q, kind: 'handler', message: e.message, stack: e.stack, stats: await sample(iso), ...(more ? { more } : {}) });
+}
+
+/** Waits out a call's waitUntil work (the backend bounds it by the call's deadline), then says so. */
+async function settleCall(iso: Iso, id: string): Promise<void> {
+  try {
+    await iso.settle?.apply(undefined, [id], { result: { promise: true } });
+  } catch (err) {
+    const kind = classify(iso, err);
+    if (kind !== 'handler') return end(iso, kind, failureMessage(iso, kind, err));
+  }
+  iso.inflight.delete(id);
+  send({ t: 'settled', iso: iso.id, id });
 }
 
 /** The prelude's answer was not what it writes (code in the isolate tampered with it): the isolate ends. */

@@ -23,6 +23,8 @@ export interface InvokeFrame {
   id: string;
   event: string;
   context: { requestId: string; functionName: string; functionVersion: number; memoryLimitMb: number; deadlineMs: number; coldStart: boolean };
+  /** Fetch handlers: the URL the client asked for (request.url). */
+  url?: string;
 }
 
 export type BackendFrame =
@@ -44,10 +46,14 @@ export interface IsoStats {
 
 export type HostFrame =
   | { t: 'ready'; pid: number }
-  | { t: 'ok'; q: number; stats?: IsoStats }
-  | { t: 'fail'; q: number; kind: FailureKind; message: string; stack?: string; stats?: IsoStats }
-  /** A call's result: `value` is the return value's JSON text. */
-  | { t: 'result'; q: number; value: string; stats: IsoStats }
+  /** `kind` (load only): whether the module is a fetch handler. */
+  | { t: 'ok'; q: number; stats?: IsoStats; kind?: 'fetch' | 'handler' }
+  /** `type` (kind handler only): "InvalidResponse" when a fetch handler's answer could not be converted. `more`: see result. */
+  | { t: 'fail'; q: number; kind: FailureKind; message: string; stack?: string; stats?: IsoStats; type?: string; more?: boolean }
+  /** A call's result: `value` is the return value's JSON text. `more`: waitUntil work goes on; a `settled` frame follows. */
+  | { t: 'result'; q: number; value: string; stats: IsoStats; more?: boolean }
+  /** The waitUntil work of call `id` ended (or failed: `error`). */
+  | { t: 'settled'; iso: string; id: string }
   | { t: 'log'; iso: string; id: string | null; data: string }
   /** An isolate ended outside any call (e.g. a timer callback ran away). */
   | { t: 'dead'; iso: string; kind: FailureKind; message: string };

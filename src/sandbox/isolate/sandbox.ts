@@ -7,7 +7,7 @@ import { LaminaError } from '../../errors.js';
 import { ISOLATE_CODE_ENTRY } from '../../registry/compile.js';
 import type { HostProcess, IsolateListener, Reply } from './host-process.js';
 import type { FailureKind, IsoStats } from './protocol.js';
-import type { InvokeErrorType, InvokeOutcome, InvokeRequest, LoadSpec, Sandbox, SandboxShape, SandboxStats } from '../types.js';
+import type { InvokeErrorType, InvokeOutcome, InvokeRequest, LoadSpec, ModuleKind, Sandbox, SandboxShape, SandboxStats } from '../types.js';
 
 /** How the backend hands out hosts: one per function (see backend.ts). */
 export interface HostBroker {
@@ -51,6 +51,8 @@ export class IsolateSandbox implements Sandbox, IsolateListener {
   private instanceLogBytes = 0;
   private peak = 0;
   private deathListeners: ((reason: string) => void)[] = [];
+  /** What the loaded module is (from the host's load answer). */
+  kind: ModuleKind | undefined;
 
   constructor(
     readonly id: string,
@@ -83,6 +85,7 @@ export class IsolateSandbox implements Sandbox, IsolateListener {
       if (reply.kind === 'handler') throw new LaminaError('HandlerError', `the function failed to initialize: ${reply.message}`, { stack: reply.stack, phase: 'init' });
       throw new LaminaError(TYPE_OF[reply.kind], `the function failed to initialize: ${reply.message}`);
     }
+    if (reply.t === 'ok' && reply.kind === 'fetch') this.kind = 'fetch';
   }
 
   invoke(req: InvokeRequest): Promise<InvokeOutcome> {
@@ -109,7 +112,7 @@ export class IsolateSandbox implements Sandbox, IsolateListener {
       this.pending.set(req.requestId, call);
       const spec = this.spec!;
       const context = { requestId: req.requestId, functionName: spec.functionName, functionVersion: spec.functionVersion, memoryLimitMb: spec.memoryMb, deadlineMs: req.deadlineMs, coldStart: req.coldStart };
-      void this.host!.request({ t: 'invoke', iso: this.id, id: req.requestId, event, context }).then((r) => this.settle(req.requestId, r));
+      void this.host!.request({ t: 'invoke', iso: this.id, id: req.requestId, event, context, ...(req.http ? { url: req.http.url } : {}) }).then((r) => this.settle(req.requestId, r));
     });
   }
 
@@ -149,6 +152,12 @@ export class IsolateSandbox implements Sandbox, IsolateListener {
     }
   }
 
+  /** IsolateListener: a call's waitUntil work ended: the call ends now (billed to here). */
+  settled(callId: string): void {
+    const call = this.pending.get(callId);
+    if (call) this.finish(callId, call, { ok: true, durationMs: performance.now() - call.startedAt, logs: call.logs.join(''), maxMemoryBytes: this.peak });
+  }
+
   /** IsolateListener: the host ended this isolate, or died. */
   ended(kind: FailureKind, message: string): void {
     this.die(kind, message, true);
@@ -158,6 +167,7 @@ export class IsolateSandbox implements Sandbox, IsolateListener {
     const call = this.pending.get(requestId);
     if (!call) return; // already answered (timeout, death)
     if (r.stats) this.notePeak(r.stats);
+    let outcome: InvokeOutcome | undefined;
     if (r.t === 'result') {
       // The text came out of the isolate (whose JSON.stringify user code may replace): parse it as hostile.
       let value: unknown;
@@ -166,9 +176,18 @@ export class IsolateSandbox implements Sandbox, IsolateListener {
       } catch {
         return this.die('crash', 'protocol violation: the function\'s result is not JSON (was JSON.stringify replaced?)', true);
       }
-      this.finish(requestId, call, { ok: true, value, durationMs: performance.now() - call.startedAt, logs: call.logs.join(''), maxMemoryBytes: this.peak });
+      outcome = { ok: true, value, durationMs: performance.now() - call.startedAt, logs: call.logs.join(''), maxMemoryBytes: this.peak };
     } else if (r.t === 'fail' && r.kind === 'handler') {
-      this.finish(requestId, call, { ok: false, error: { type: 'HandlerError', message: r.message, stack: r.stack }, durationMs: performance.now() - call.startedAt, logs: call.logs.join(''), maxMemoryBytes: this.peak });
+      const type = r.type === 'InvalidResponse' ? 'InvalidResponse' : 'HandlerError';
+      outcome = { ok: false, error: { type, message: r.message, stack: r.stack }, durationMs: performance.now() - call.startedAt, logs: call.logs.join(''), maxMemoryBytes: this.peak };
+    }
+    if (outcome && (r.t === 'result' || r.t === 'fail') && r.more) {
+      // Answered; waitUntil work goes on. The call stays pending (deadline, logs) until the host says it settled.
+      const answer = call.resolve;
+      outcome.settled = new Promise<InvokeOutcome>((resolve) => (call.resolve = resolve));
+      answer(outcome);
+    } else if (outcome) {
+      this.finish(requestId, call, outcome);
     } else if (r.t === 'fail') {
       // The host already ended the isolate; the sandbox goes with it.
       this.die(r.kind, r.message, true);

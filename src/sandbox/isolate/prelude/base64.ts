@@ -40,16 +40,54 @@ export function atob(input: unknown): string {
   return out;
 }
 
-/** Bytes <-> base64, for the host bridges. */
+/** Bytes <-> base64, for the host bridges and HTTP bodies (table-driven: bodies run to megabytes). */
+const ENC = new Uint8Array(64).map((_, i) => ALPHABET.charCodeAt(i));
+const DEC = new Uint8Array(256).fill(255);
+for (let i = 0; i < 64; i++) DEC[ALPHABET.charCodeAt(i)] = i;
+
 export function bytesToBase64(bytes: Uint8Array): string {
+  const out = new Uint8Array(Math.ceil(bytes.length / 3) * 4);
+  let o = 0;
+  let i = 0;
+  for (; i + 2 < bytes.length; i += 3) {
+    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
+    out[o++] = ENC[n >> 18]!;
+    out[o++] = ENC[(n >> 12) & 63]!;
+    out[o++] = ENC[(n >> 6) & 63]!;
+    out[o++] = ENC[n & 63]!;
+  }
+  if (i < bytes.length) {
+    const n = (bytes[i]! << 16) | ((i + 1 < bytes.length ? bytes[i + 1]! : 0) << 8);
+    out[o++] = ENC[n >> 18]!;
+    out[o++] = ENC[(n >> 12) & 63]!;
+    out[o++] = i + 1 < bytes.length ? ENC[(n >> 6) & 63]! : 61;
+    out[o++] = 61;
+  }
   let s = '';
-  for (let i = 0; i < bytes.length; i += 8192) s += String.fromCharCode(...bytes.subarray(i, i + 8192));
-  return btoa(s);
+  for (let j = 0; j < out.length; j += 8192) s += String.fromCharCode(...out.subarray(j, j + 8192));
+  return s;
 }
 
 export function base64ToBytes(b64: string): Uint8Array {
-  const s = atob(b64);
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-  return out;
+  let end = b64.length;
+  while (end > 0 && b64.charCodeAt(end - 1) === 61) end--;
+  const out = new Uint8Array(Math.floor((end * 3) / 4));
+  let acc = 0;
+  let bits = 0;
+  let o = 0;
+  for (let i = 0; i < end; i++) {
+    const c = b64.charCodeAt(i);
+    const v = c < 256 ? DEC[c]! : 255;
+    if (v === 255) {
+      if (c === 9 || c === 10 || c === 13 || c === 32) continue;
+      throw new DOMExceptionPolyfill('The string to be decoded is not correctly encoded.', 'InvalidCharacterError');
+    }
+    acc = ((acc << 6) | v) & 0xffffff;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (acc >> bits) & 0xff;
+    }
+  }
+  return o === out.length ? out : out.slice(0, o);
 }

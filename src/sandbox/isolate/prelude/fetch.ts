@@ -12,35 +12,65 @@ export interface FetchRef {
   apply(receiver: undefined, args: [string], options: { result: { promise: true; copy: true } }): Promise<string>;
 }
 
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
 export class HeadersPolyfill {
   private map = new Map<string, [string, string]>();
+  /** Set-Cookie values stay apart: joining them with ", " would corrupt cookies holding dates. */
+  private cookies: string[] = [];
   constructor(init?: unknown) {
-    if (init instanceof HeadersPolyfill) init.forEach((v, k) => this.append(k, v));
-    else if (Array.isArray(init)) for (const [k, v] of init as [unknown, unknown][]) this.append(k, v);
+    if (init instanceof HeadersPolyfill) {
+      init.forEach((v, k) => k !== 'set-cookie' && this.append(k, v));
+      for (const c of init.getSetCookie()) this.append('set-cookie', c);
+    } else if (Array.isArray(init)) for (const [k, v] of init as [unknown, unknown][]) this.append(k, v);
     else if (init && typeof init === 'object') for (const k of Object.keys(init)) this.append(k, (init as Record<string, unknown>)[k]);
   }
-  append(name: unknown, value: unknown): void {
+  private static key(name: unknown): string {
     const key = String(name).toLowerCase();
+    if (!HEADER_NAME.test(key)) throw new TypeError(`Headers: invalid header name ${JSON.stringify(String(name))}`);
+    return key;
+  }
+  private static value(value: unknown): string {
+    const v = String(value).replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '');
+    if (/[\r\n\0]/.test(v)) throw new TypeError('Headers: invalid header value');
+    return v;
+  }
+  append(name: unknown, value: unknown): void {
+    const key = HeadersPolyfill.key(name);
+    const v = HeadersPolyfill.value(value);
+    if (key === 'set-cookie') return void this.cookies.push(v);
     const prev = this.map.get(key);
-    this.map.set(key, [key, prev ? `${prev[1]}, ${String(value)}` : String(value)]);
+    this.map.set(key, [key, prev ? `${prev[1]}, ${v}` : v]);
   }
   set(name: unknown, value: unknown): void {
-    this.map.set(String(name).toLowerCase(), [String(name).toLowerCase(), String(value)]);
+    const key = HeadersPolyfill.key(name);
+    const v = HeadersPolyfill.value(value);
+    if (key === 'set-cookie') this.cookies = [v];
+    else this.map.set(key, [key, v]);
   }
   get(name: unknown): string | null {
-    return this.map.get(String(name).toLowerCase())?.[1] ?? null;
+    const key = String(name).toLowerCase();
+    if (key === 'set-cookie') return this.cookies.length ? this.cookies.join(', ') : null;
+    return this.map.get(key)?.[1] ?? null;
+  }
+  getSetCookie(): string[] {
+    return [...this.cookies];
   }
   has(name: unknown): boolean {
-    return this.map.has(String(name).toLowerCase());
+    const key = String(name).toLowerCase();
+    return key === 'set-cookie' ? this.cookies.length > 0 : this.map.has(key);
   }
   delete(name: unknown): void {
-    this.map.delete(String(name).toLowerCase());
+    const key = String(name).toLowerCase();
+    if (key === 'set-cookie') this.cookies = [];
+    this.map.delete(key);
   }
   forEach(cb: (value: string, name: string, headers: this) => void): void {
     for (const [k, v] of this.entries()) cb(v, k, this);
   }
   entries(): IterableIterator<[string, string]> {
-    return [...this.map.values()].sort((a, b) => (a[0] < b[0] ? -1 : 1))[Symbol.iterator]();
+    const all: [string, string][] = [...this.map.values(), ...this.cookies.map((c): [string, string] => ['set-cookie', c])];
+    return all.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))[Symbol.iterator]();
   }
   keys(): IterableIterator<string> {
     return [...this.entries()].map(([k]) => k)[Symbol.iterator]();

@@ -9,6 +9,7 @@ import { format, makeConsole } from './console.js';
 import { makeCrypto } from './crypto.js';
 import { DOMExceptionPolyfill } from './dom-exception.js';
 import { HeadersPolyfill, makeFetch, type FetchRef } from './fetch.js';
+import { InvalidResponse, RequestPolyfill, ResponsePolyfill, answerOf, requestOf } from './http.js';
 import { TextDecoderPolyfill, TextEncoderPolyfill } from './text.js';
 import { makeTimers } from './timers.js';
 import { URLSearchParamsPolyfill, makeURL } from './url.js';
@@ -61,15 +62,19 @@ const globals: Record<string, unknown> = {
   btoa,
   structuredClone,
   DOMException: DOMExceptionPolyfill,
+  Headers: HeadersPolyfill,
+  Request: RequestPolyfill,
+  Response: ResponsePolyfill,
   crypto: makeCrypto(host.random),
   performance: { timeOrigin: Date.now(), now: () => Date.now() - (globals.performance as { timeOrigin: number }).timeOrigin },
 };
-if (host.fetch) Object.assign(globals, { fetch: makeFetch(host.fetch), Headers: HeadersPolyfill });
+if (host.fetch) Object.assign(globals, { fetch: makeFetch(host.fetch) });
 for (const [name, value] of Object.entries(globals)) Object.defineProperty(g, name, { value, writable: true, configurable: true, enumerable: false });
 
 const NODE_GLOBALS = /^(process|require|Buffer|module|exports|__dirname|__filename|global|setImmediate) is not defined$/;
 
 function errorInfo(err: unknown): { name: string; message: string; stack?: string } {
+  if (err instanceof InvalidResponse) return { name: 'InvalidResponse', message: err.message };
   if (err instanceof Error) {
     let message = err.message || err.name;
     if (err instanceof ReferenceError && NODE_GLOBALS.test(err.message)) {
@@ -86,15 +91,61 @@ function errorInfo(err: unknown): { name: string; message: string; stack?: strin
   return { name: 'Error', message };
 }
 
-let handler: Handler | undefined;
-let env: Readonly<Record<string, string>> = Object.freeze({});
+type FetchTarget = { fetch: (request: unknown, env: unknown, ctx: unknown) => unknown };
 
-/** After the function's code ran: find its handler (the compile step put it on `__laminaUser.default`). */
-function boot(envJson: string): void {
-  const mod = take<{ default?: unknown } | undefined>('__laminaUser');
+let handler: Handler | undefined;
+let fetchTarget: FetchTarget | undefined;
+let env: Readonly<Record<string, string>> = Object.freeze({});
+/** waitUntil work per call still running after its answer. */
+const lingering = new Map<string, Promise<unknown>[]>();
+
+/** After the function's code ran: find its handler (the compile step put it on `__laminaUser.default`, a fetch handler on `__laminaFetch`). Returns the module's kind. */
+function boot(envJson: string): 'fetch' | 'handler' {
+  const mod = take<{ default?: unknown; __laminaFetch?: unknown } | undefined>('__laminaUser');
+  env = Object.freeze(JSON.parse(envJson) as Record<string, string>);
+  const f = mod?.__laminaFetch as FetchTarget | undefined;
+  if (f && typeof f.fetch === 'function') {
+    fetchTarget = f;
+    return 'fetch';
+  }
   if (typeof mod?.default !== 'function') throw new Error('the function bundle exports no handler (was it compiled for the isolate tier?)');
   handler = mod.default as Handler;
-  env = Object.freeze(JSON.parse(envJson) as Record<string, string>);
+  return 'handler';
+}
+
+/** A fetch handler's call: the answer object, with ctx.waitUntil work left in `lingering`. */
+async function serveFetch(id: string, eventJson: string, url: string): Promise<string> {
+  const work: Promise<unknown>[] = [];
+  const ctx = {
+    waitUntil(p: unknown) {
+      // Background failures are logged; they never change the answer already given.
+      work.push(Promise.resolve(p).catch((err: unknown) => write(`waitUntil: ${format([err])}\n`)));
+    },
+    passThroughOnException() {
+      /* the error model answers */
+    },
+  };
+  let out: string;
+  try {
+    const res = await fetchTarget!.fetch(requestOf(url, JSON.parse(eventJson) as never), env, ctx);
+    out = 'o' + JSON.stringify(await answerOf(res, MAX_RESULT_BYTES));
+  } catch (err) {
+    out = 'e' + JSON.stringify(errorInfo(err));
+  }
+  if (work.length === 0) return out;
+  lingering.set(id, work);
+  return out[0]!.toUpperCase() + out.slice(1);
+}
+
+/** Resolves when a call's waitUntil work (and work it added meanwhile) is done; ends the call. */
+async function settle(id: string): Promise<void> {
+  const work = lingering.get(id) ?? [];
+  try {
+    for (let done = 0; done < work.length; done = work.length) await Promise.all(work.slice(done));
+  } finally {
+    lingering.delete(id);
+    calls.delete(id);
+  }
 }
 
 interface Ctx {
@@ -106,11 +157,20 @@ interface Ctx {
   coldStart: boolean;
 }
 
-/** One call: 'o' + the result's JSON, or 'e' + the error's JSON. */
-function invoke(id: string, eventJson: string, ctxJson: string): Promise<string> {
+/**
+ * One call: 'o' + the result's JSON, or 'e' + the error's JSON; 'O' or 'E'
+ * when waitUntil work goes on, the host then calls `__laminaSettle(id)`.
+ */
+function invoke(id: string, eventJson: string, ctxJson: string, url?: string): Promise<string> {
   const c = JSON.parse(ctxJson) as Ctx;
   calls.set(id, { deadlineMs: c.deadlineMs, logBytes: 0 });
   enter(id);
+  if (fetchTarget) {
+    return serveFetch(id, eventJson, url ?? 'http://localhost/').then((out) => {
+      if (out[0] === 'o' || out[0] === 'e') calls.delete(id);
+      return out;
+    });
+  }
   const context = { ...c, env, getRemainingTimeInMillis: () => Math.max(0, c.deadlineMs - Date.now()) };
   const run = async (): Promise<string> => {
     try {
@@ -132,4 +192,4 @@ function invoke(id: string, eventJson: string, ctxJson: string): Promise<string>
   return run();
 }
 
-Object.assign(g, { __laminaBoot: boot, __laminaInvoke: invoke, __laminaFire: timers.fire });
+Object.assign(g, { __laminaBoot: boot, __laminaInvoke: invoke, __laminaFire: timers.fire, __laminaSettle: settle });

@@ -1,0 +1,115 @@
+// The AWS Lambda function-URL event (payload format 2.0) built from an
+// HttpCall: what `request`, fetch, WSGI and ASGI functions receive.
+import { splitPath, type HttpCall } from './call.js';
+
+export interface FunctionUrlEvent {
+  version: '2.0';
+  routeKey: '$default';
+  rawPath: string;
+  rawQueryString: string;
+  headers: Record<string, string>;
+  queryStringParameters?: Record<string, string>;
+  cookies?: string[];
+  requestContext: {
+    accountId: 'lamina';
+    apiId: string;
+    domainName: string;
+    http: { method: string; path: string; protocol: string; sourceIp: string; userAgent: string };
+    requestId: string;
+    routeKey: '$default';
+    stage: '$default';
+    time: string;
+    timeEpoch: number;
+  };
+  body?: string;
+  isBase64Encoded: boolean;
+}
+
+const TEXT_TYPES = /^(text\/|application\/(json|xml|javascript|x-www-form-urlencoded|graphql|x-ndjson)\b|application\/[^;]*\+(json|xml)\b|image\/svg\+xml\b)/i;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Whether a body travels as text: a textual (or absent) content type and valid UTF-8; else base64. */
+export function isTextBody(contentType: string | undefined, body: Buffer): boolean {
+  if (contentType && !TEXT_TYPES.test(contentType.trim())) return false;
+  try {
+    utf8.decode(body);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** queryStringParameters as AWS builds them: repeated keys joined with ",". */
+function queryParams(raw: string): Record<string, string> | undefined {
+  if (!raw) return undefined;
+  const out: Record<string, string> = {};
+  let any = false;
+  for (const [k, v] of new URLSearchParams(raw)) {
+    out[k] = k in out ? `${out[k]},${v}` : v;
+    any = true;
+  }
+  return any ? out : undefined;
+}
+
+/** Cookie header(s) split into single `name=value` strings. */
+function cookiesOf(headers: Record<string, string>): string[] | undefined {
+  const raw = headers.cookie;
+  if (!raw) return undefined;
+  const list = raw
+    .split(/;|,(?=\s*[^;=,\s]+=)/)
+    .map((c) => c.trim())
+    .filter(Boolean);
+  return list.length ? list : undefined;
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** AWS's requestContext.time format: 12/Mar/2020:19:03:58 +0000 */
+function awsTime(d: Date): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${p(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
+}
+
+export function buildEvent(call: HttpCall, name: string, requestId: string, now = Date.now()): FunctionUrlEvent {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of call.headers) headers[k] = k in headers ? `${headers[k]},${v}` : v;
+  const { rawPath, rawQueryString } = splitPath(call.url, name);
+  const qs = queryParams(rawQueryString);
+  const cookies = cookiesOf(headers);
+  const event: FunctionUrlEvent = {
+    version: '2.0',
+    routeKey: '$default',
+    rawPath,
+    rawQueryString,
+    headers,
+    ...(qs ? { queryStringParameters: qs } : {}),
+    ...(cookies ? { cookies } : {}),
+    requestContext: {
+      accountId: 'lamina',
+      apiId: name,
+      domainName: headers.host ?? '',
+      http: { method: call.method, path: rawPath, protocol: call.protocol, sourceIp: call.sourceIp, userAgent: headers['user-agent'] ?? '' },
+      requestId,
+      routeKey: '$default',
+      stage: '$default',
+      time: awsTime(new Date(now)),
+      timeEpoch: now,
+    },
+    isBase64Encoded: false,
+  };
+  if (call.body.length > 0) {
+    const text = isTextBody(headers['content-type'], call.body);
+    event.body = text ? call.body.toString('utf8') : call.body.toString('base64');
+    event.isBase64Encoded = !text;
+  }
+  return event;
+}
+
+/** The absolute URL the client asked for (fetch handlers' request.url). */
+export function absoluteUrl(call: HttpCall): string {
+  const given = call.headers.find(([k]) => k === 'host')?.[1];
+  // The Host header is the client's word: anything that is not a host[:port] would make an invalid URL.
+  const host = given && /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(given) ? given : 'localhost';
+  const proto = call.headers.find(([k]) => k === 'x-forwarded-proto')?.[1] === 'https' ? 'https' : 'http';
+  return `${proto}://${host}${call.url}`;
+}
