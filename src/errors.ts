@@ -14,6 +14,8 @@ export const ERROR_STATUS = {
   InternalError: 500,
   SandboxCrashed: 502,
   MemoryLimitExceeded: 502,
+  /** An HTTP function answered something that is not a valid HTTP response. */
+  InvalidResponse: 502,
   /** Cluster mode: the worker running the call died or stopped answering; the call may or may not have run. */
   WorkerCrashed: 502,
   ServiceUnavailable: 503,

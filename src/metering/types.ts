@@ -1,6 +1,6 @@
 // The metering contract (DESIGN.md, "Metering"): one record per invocation.
 
-export type InvocationStatus = 'Success' | 'HandlerError' | 'Timeout' | 'SandboxCrashed' | 'MemoryLimitExceeded';
+export type InvocationStatus = 'Success' | 'HandlerError' | 'Timeout' | 'SandboxCrashed' | 'MemoryLimitExceeded' | 'InvalidResponse';
 
 export interface InvocationRecord {
   requestId: string;

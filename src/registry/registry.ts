@@ -26,6 +26,7 @@ import { CodeStore, type StoredCode } from './codestore.js';
 import { compileFunction } from './compile.js';
 import { listFiles, removeTree } from './files.js';
 import { parseManifest, validateFunctionName } from './manifest.js';
+import { OL_YAML_FILE, olYamlToManifest } from './ol-yaml.js';
 import type { FunctionSummary, FunctionVersion, Manifest, RegistryEvents } from './types.js';
 
 type EventArgs = { [K in keyof RegistryEvents]: Parameters<RegistryEvents[K]> };
@@ -198,8 +199,8 @@ export class Registry extends EventEmitter<EventArgs> {
     if (opts.name !== undefined) validateFunctionName(opts.name);
 
     const files = await listFiles(root, { skipIgnored: true });
-    const raw = await readManifestFile(root);
-    const manifest = parseManifest(raw, { dirName: opts.name ?? path.basename(root), files });
+    const { raw, source } = await readManifestFile(root, files);
+    const manifest = withSource(source, () => parseManifest(raw, { dirName: opts.name ?? path.basename(root), files }));
     if (opts.name !== undefined && manifest.name !== opts.name) {
       throw new LaminaError(
         'InvalidFunction',
@@ -363,17 +364,36 @@ export class Registry extends EventEmitter<EventArgs> {
   }
 }
 
-/** The parsed lamina.json, or {} when there is none. */
-async function readManifestFile(root: string): Promise<unknown> {
+/** Runs parseManifest; errors about a manifest read from ol.yaml say so (its fields were mapped to lamina.json's). */
+function withSource<T>(source: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (source !== MANIFEST_FILE && err instanceof LaminaError && err.message.startsWith(`${MANIFEST_FILE}: `)) {
+      throw new LaminaError(err.type, `${source} (read as lamina.json fields): ${err.message.slice(MANIFEST_FILE.length + 2)}`);
+    }
+    throw err;
+  }
+}
+
+/** The parsed lamina.json; else OpenLambda's ol.yaml turned into the same shape; else {}. */
+async function readManifestFile(root: string, files: readonly string[]): Promise<{ raw: unknown; source: string }> {
   let text: string;
   try {
     text = await fs.readFile(path.join(root, MANIFEST_FILE), 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    throw new LaminaError('InvalidFunction', `${MANIFEST_FILE}: cannot read it (${(err as Error).message})`);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new LaminaError('InvalidFunction', `${MANIFEST_FILE}: cannot read it (${(err as Error).message})`);
+    if (!files.includes(OL_YAML_FILE)) return { raw: {}, source: MANIFEST_FILE };
+    let yaml: string;
+    try {
+      yaml = await fs.readFile(path.join(root, OL_YAML_FILE), 'utf8');
+    } catch (e) {
+      throw new LaminaError('InvalidFunction', `${OL_YAML_FILE}: cannot read it (${(e as Error).message})`);
+    }
+    return { raw: olYamlToManifest(yaml), source: OL_YAML_FILE };
   }
   try {
-    return JSON.parse(text.replace(/^\uFEFF/, '')) as unknown; // editors on Windows add a BOM
+    return { raw: JSON.parse(text.replace(/^\uFEFF/, '')) as unknown, source: MANIFEST_FILE }; // editors on Windows add a BOM
   } catch (err) {
     throw new LaminaError('InvalidFunction', `${MANIFEST_FILE}: invalid JSON (${(err as Error).message})`);
   }

@@ -3,6 +3,9 @@ import type { RuntimeName, SandboxTier } from '../sandbox/types.js';
 
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 export type HttpMethod = (typeof HTTP_METHODS)[number];
+/** How an HTTP request reaches the function (docs/api.md "HTTP functions"); wsgi and asgi are python only. */
+export const HTTP_EVENTS = ['json', 'request', 'wsgi', 'asgi'] as const;
+export type HttpEvent = (typeof HTTP_EVENTS)[number];
 
 /** A validated lamina.json with every default filled in. */
 export interface Manifest {
@@ -18,7 +21,10 @@ export interface Manifest {
   sandbox: 'auto' | SandboxTier;
   env: Record<string, string>;
   network: boolean;
-  http: { methods: HttpMethod[] };
+  /** Most processes/threads one sandbox may hold (cgroup pids.max); absent: the tier's default. */
+  processes?: number;
+  /** `event` is present only when the manifest sets it (absent means "json"). */
+  http: { methods: HttpMethod[]; event?: HttpEvent };
 }
 
 /** One deployed, immutable version of a function. */

@@ -1,6 +1,7 @@
 // The frames of the runtime wire protocol (docs/runtime-protocol.md), carried as
 // newline-delimited JSON over one duplex byte stream (fd 3 of the runtime).
 import { LineChannel } from './line-channel.js';
+import type { InvokeHttp } from './types.js';
 
 /** Frames the worker sends. */
 export type WorkerFrame =
@@ -22,6 +23,8 @@ export type WorkerFrame =
       id: string;
       event: unknown;
       context: { requestId: string; functionName: string; functionVersion: number; memoryLimitMb: number; deadlineMs: number; coldStart: boolean };
+      /** HTTP functions only (not json mode): how the request arrived (docs/runtime-protocol.md). */
+      http?: InvokeHttp;
     };
 
 /** Frames a runtime sends. */

@@ -214,6 +214,7 @@ export class ChildRuntimeSandbox implements Sandbox {
           deadlineMs: req.deadlineMs,
           coldStart: req.coldStart,
         },
+        ...(req.http ? { http: req.http } : {}),
       });
       if (this.rssLimit > 0 || this.pending.size === 1) this.startSampler();
     });
@@ -279,7 +280,8 @@ export class ChildRuntimeSandbox implements Sandbox {
         else
           call.resolve({
             ok: false,
-            error: { type: 'HandlerError', message: String(frame.error?.message ?? 'handler failed'), stack: frame.error?.stack },
+            // The runtime's only other error type: an HTTP app's answer it could not convert (502).
+            error: { type: frame.error?.type === 'InvalidResponse' ? 'InvalidResponse' : 'HandlerError', message: String(frame.error?.message ?? 'handler failed'), stack: frame.error?.stack },
             durationMs,
             logs,
             maxMemoryBytes: this.peakMemory,

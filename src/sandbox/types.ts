@@ -28,19 +28,31 @@ export interface LoadSpec {
   network: boolean;
   /** Installed dependencies (src/packages): the package-cache entry and its node_modules dir on the host (read-only). The tier makes them resolvable as `node_modules` beside the code. */
   packages?: { hash: string; dir: string };
+  /** Most processes/threads in the sandbox (manifest `processes`); absent: the tier's default. */
+  maxProcesses?: number;
+}
+
+/** How an HTTP function's call arrives (docs/runtime-protocol.md); absent for json-mode functions. */
+export interface InvokeHttp {
+  mode: 'request' | 'fetch' | 'wsgi' | 'asgi';
+  /** The URL the client asked for, /run/:name included. */
+  url: string;
+  /** "/run/:name": WSGI's SCRIPT_NAME, ASGI's root_path. */
+  basePath: string;
 }
 
 export interface InvokeRequest {
   requestId: string;
-  /** Parsed JSON event. */
+  /** Parsed JSON event (for HTTP functions, the function-URL 2.0 event). */
   event: unknown;
+  http?: InvokeHttp;
   /** Epoch ms at which the call is cut off. */
   deadlineMs: number;
   coldStart: boolean;
 }
 
 /** Error types a call can end with; they map 1:1 onto the HTTP error model. */
-export type InvokeErrorType = 'HandlerError' | 'Timeout' | 'SandboxCrashed' | 'MemoryLimitExceeded';
+export type InvokeErrorType = 'HandlerError' | 'Timeout' | 'SandboxCrashed' | 'MemoryLimitExceeded' | 'InvalidResponse';
 
 export interface InvokeError {
   type: InvokeErrorType;
