@@ -149,6 +149,10 @@ export class ContainerBackend implements SandboxBackend {
           }
         }, 250).unref();
       },
+      // A function's own task cap (ol.yaml limits.procs / manifest "processes") replaces the tier's default.
+      loaded: async (spec) => {
+        if (spec.maxProcesses !== undefined) await cg.setPidsMax(spec.maxProcesses);
+      },
       pause: () => cg.freeze(),
       resume: () => cg.thaw(),
       cleanup: async () => {
