@@ -213,7 +213,7 @@ export class Registry extends EventEmitter<EventArgs> {
 
     // Declared dependencies are installed (or found) in the package cache first;
     // the entry stays pinned against GC until the version has committed.
-    const plan = manifest.runtime === 'node' ? await this.packages.plan(root, files) : undefined;
+    const plan = manifest.runtime === 'node' ? await this.packages.plan(root, files) : await this.packages.planPython(root, files);
     const deps: AcquiredPackages | undefined = plan ? await this.packages.acquire(plan, manifest.name) : undefined;
     try {
       // The slow part (compile, hash, fsync) runs outside the commit lock.
@@ -221,7 +221,7 @@ export class Registry extends EventEmitter<EventArgs> {
       let stored: StoredCode;
       let codeEntry: string;
       try {
-        ({ codeEntry } = await compileFunction(root, manifest, files, staging, deps && { nodeModules: deps.entry.nodeModules, names: deps.plan.dependencies }));
+        ({ codeEntry } = await compileFunction(root, manifest, files, staging, deps && { nodeModules: deps.entry.nodeModules, names: deps.plan.dependencies, modules: deps.entry.modules }));
         stored = await this.code.commit(staging);
       } finally {
         await removeTree(staging);
@@ -335,7 +335,7 @@ export class Registry extends EventEmitter<EventArgs> {
       codeEntry,
       sizeBytes: stored.sizeBytes,
       createdAt: now,
-      ...(packagesHash ? { packagesHash, packagesDir: this.packages.nodeModulesFor(packagesHash) } : {}),
+      ...(packagesHash ? { packagesHash, packagesDir: this.packages.contentDirFor(packagesHash, manifest.runtime) } : {}),
     };
     this.currentByName.set(name, { fn, updatedAt: now });
     this.emit('deployed', fn);
@@ -350,16 +350,17 @@ export class Registry extends EventEmitter<EventArgs> {
   }
 
   private toVersion(row: VersionsTable): FunctionVersion {
+    const manifest = JSON.parse(row.manifest) as Manifest;
     return {
       name: row.name,
       version: row.version,
       codeHash: row.code_hash,
-      manifest: JSON.parse(row.manifest) as Manifest,
+      manifest,
       codeDir: this.code.dirFor(row.code_hash),
       codeEntry: row.code_entry,
       sizeBytes: row.size_bytes,
       createdAt: row.created_at,
-      ...(row.packages_hash ? { packagesHash: row.packages_hash, packagesDir: this.packages.nodeModulesFor(row.packages_hash) } : {}),
+      ...(row.packages_hash ? { packagesHash: row.packages_hash, packagesDir: this.packages.contentDirFor(row.packages_hash, manifest.runtime) } : {}),
     };
   }
 }

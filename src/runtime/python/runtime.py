@@ -295,6 +295,28 @@ def serve_asgi(app, event, http):
     return response_object(state["status"], state["headers"], body)
 
 
+def add_import_paths(frame):
+    """The function's installed requirements (read-only site-packages), behind its own directory."""
+    for p in reversed(frame.get("importPaths") or []):
+        if isinstance(p, str) and p not in sys.path:
+            sys.path.insert(0, p)
+
+
+def preload(frame):
+    """Imports the function's requirements ahead of `load` (a pre-started runtime: SOCK's import cache)."""
+    os.environ.clear()
+    os.environ.update(frame["env"])
+    add_import_paths(frame)
+    try:
+        with open(frame["entry"], encoding="utf-8") as fh:
+            modules = json.load(fh).get("modules") or []
+        for name in modules:
+            importlib.import_module(name)
+        send({"t": "preloaded"})
+    except BaseException as exc:
+        send({"t": "preload_error", "error": error_info(exc, "InitError")})
+
+
 def load(frame):
     global handler, handler_arity, function
     function = frame["function"]
@@ -302,6 +324,7 @@ def load(frame):
     os.environ.update(frame["env"])
     entry = frame["entry"]
     try:
+        add_import_paths(frame)
         sys.path.insert(0, os.path.dirname(entry))
         spec = importlib.util.spec_from_file_location("lamina_function", entry)
         module = importlib.util.module_from_spec(spec)
@@ -373,6 +396,8 @@ def main():
         frame = json.loads(line)
         if frame["t"] == "load":
             load(frame)
+        elif frame["t"] == "preload":
+            preload(frame)
         elif frame["t"] == "invoke":
             if handler is None:
                 send({"t": "result", "id": frame["id"], "ok": False, "error": {"type": "HandlerError", "message": "runtime not loaded"}})
