@@ -52,6 +52,10 @@ describe('python requirements.txt [container]', { skip: !testTiers().includes('c
     // ol.yaml's method list applies; another case is another function.
     assert.equal((await invoke(s, 'L0', {}, { method: 'PUT' })).status, 405);
     assert.equal((await invoke(s, 'l0', {})).status, 404);
+    // Dots are allowed in names and never make paths: "a..b" is just a name.
+    await deploy(s, fn('a..b', { 'f.py': 'def f(event):\n    return "dots"\n' }), 'a..b');
+    assert.equal((await invoke(s, 'a..b', {})).body, 'dots');
+    assert.equal((await admin(s, 'PUT', '/functions/..', Buffer.from('x') as unknown as BodyInit, 'application/gzip')).status >= 400, true);
     const info = await admin(s, 'GET', '/functions/L0');
     assert.deepEqual([info.body.manifest.runtime, info.body.manifest.env, info.body.manifest.http.methods, info.body.manifest.timeoutMs, info.body.manifest.processes], ['python', { MODE: 'ol' }, ['POST', 'GET'], 10000, 32]);
   });
