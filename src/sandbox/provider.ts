@@ -80,7 +80,12 @@ export class SandboxProvider {
       if (m.runtime !== 'python') return `sandbox tier "${tier}" cannot run the ${m.runtime} runtime`;
       // Only the container tier confines a Python interpreter: say whether this worker has it and why not.
       const container = this.tiers.find((t) => t.tier === 'container');
-      const why = tier === 'container' ? `${PYTHON} is missing or unusable` : container && !container.ok ? `the container tier is unavailable here: ${container.reason}` : 'set "sandbox": "auto" or "container"';
+      const why =
+        tier === 'container'
+          ? `${PYTHON} is missing or unusable`
+          : container && !container.ok
+            ? `the container tier is unavailable here: ${container.reason}`
+            : `set "sandbox": "container"; this worker runs "auto" functions on "${this.defaultTier}"`;
       return `sandbox tier "${tier}" cannot run the python runtime: python functions run on the container tier only (${why})`;
     }
     return undefined;

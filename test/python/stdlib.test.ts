@@ -111,3 +111,22 @@ describe('python standard library in the container tier', { skip: !hasBwrap() &&
     assert.deepEqual(r2.value, { started: 20 });
   });
 });
+
+describe('python on a worker whose default tier cannot host it', () => {
+  test('the deploy-time check names the container tier', async () => {
+    const { SandboxProvider } = await import('../../src/sandbox/provider.js');
+    const p = await SandboxProvider.create({ tier: 'process', poolSize: 0, log: () => undefined });
+    try {
+      const why = p.check({ sandbox: 'auto', runtime: 'python' });
+      const container = p.tiers.find((t) => t.tier === 'container');
+      assert.match(why ?? '', /sandbox tier "process" cannot run the python runtime: python functions run on the container tier only/);
+      if (container?.ok) {
+        assert.match(why ?? '', /set "sandbox": "container"; this worker runs "auto" functions on "process"/);
+        assert.equal(p.check({ sandbox: 'container', runtime: 'python' }), undefined);
+      } else assert.match(why ?? '', /the container tier is unavailable here/);
+      assert.equal(p.check({ sandbox: 'auto', runtime: 'node' }), undefined);
+    } finally {
+      await p.close();
+    }
+  });
+});
