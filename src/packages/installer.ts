@@ -301,7 +301,8 @@ export class Installer {
   }
 
   private plainReason(): string {
-    return process.getuid?.() === 0 ? 'child process: per-install uid, empty network namespace (registry-only proxy), clean environment' : "child process with the server's uid and network, clean environment (not root)";
+    if (process.getuid?.() !== 0) return "child process with the server's uid and network, clean environment (not root)";
+    return which('ip') && which('unshare') && which('setpriv') ? 'child process: per-install uid, empty network namespace (registry-only proxy), clean environment' : "child process with the server's network (needs unshare, setpriv and ip for a per-install uid and network namespace), clean environment";
   }
 
   private cgroupsUsableP: Promise<boolean> | undefined;
@@ -428,8 +429,12 @@ export class Installer {
     const cmd = [process.execPath, driver, socketPath ?? '-', program, ...args];
     const asRoot = process.getuid?.() === 0;
     let full = cmd;
-    if (asRoot && which('setpriv') && which('unshare')) {
-      full = ['unshare', '--net', '--', 'setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--pdeathsig=KILL', '--', ...cmd];
+    const ip = which('ip');
+    if (asRoot && which('setpriv') && which('unshare') && ip) {
+      // A new network namespace starts with loopback down: bring it up (still root inside) so the
+      // driver's loopback proxy works, then drop to the install's uid.
+      const priv = ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--pdeathsig=KILL', '--', ...cmd];
+      full = ['unshare', '--net', '--', '/bin/sh', '-c', `"${ip}" link set lo up || exit 125; exec "$@"`, 'lamina-install', ...priv];
     }
     if (cg) return { command: '/bin/sh', args: ['-c', LAUNCHER, 'lamina-install', ...full], env: { ...env, LAMINA_CGROUP_PROCS: cg.procsFiles.join(':') }, cwd: work, extraFds: [], detached: true };
     return { command: full[0]!, args: full.slice(1), env, cwd: work, extraFds: [], detached: true };
