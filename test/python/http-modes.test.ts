@@ -353,3 +353,46 @@ async def app(scope, receive, send):
   await expectAsgi('/body-first', /before http\.response\.start/);
   assert.equal(asgi.alive, true);
 });
+
+test('ASGI lifespan: startup runs once before the first request, its state reaches every request, and all calls share one loop', async () => {
+  const sb = await start(`
+import asyncio, contextlib
+calls = {"startup": 0}
+
+@contextlib.asynccontextmanager
+async def lifespan_ctx(app):
+    calls["startup"] += 1
+    yield {"db": "connected", "loop": id(asyncio.get_running_loop())}
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        async with lifespan_ctx(app) as state:
+            scope["state"].update(state)
+            msg = await receive()
+            await send({"type": "lifespan.startup.complete"})
+            await receive()  # shutdown never comes
+        return
+    body = ("%s %s %s %s" % (scope["state"]["db"], calls["startup"], scope["state"]["loop"] == id(asyncio.get_running_loop()), scope["path"])).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+`, 'app');
+  for (const p of ['/a', '/b']) {
+    const r = await call(sb, 'asgi', { path: p });
+    assert.equal(r.ok, true, JSON.stringify(r.error));
+    assert.equal((r.value as Resp).body, `connected 1 True ${p}`);
+  }
+});
+
+test('ASGI lifespan: a failed startup fails the call with its message', async () => {
+  const sb = await start(`
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "no database"})
+        return
+`, 'app');
+  const r = await call(sb, 'asgi');
+  assert.equal(r.ok, false);
+  assert.equal(r.error?.type, 'HandlerError');
+  assert.match(r.error!.message, /startup failed: no database/);
+});

@@ -6,7 +6,8 @@ the number of parameters decides which is called. HTTP functions (the invoke
 frame's `http` field): mode "request" calls the handler with the function-URL
 2.0 event and returns its value as is; modes "wsgi" and "asgi" serve the WSGI or
 ASGI application `handler` names (e.g. a Flask or FastAPI `app`) and answer a
-response object (docs/runtime-protocol.md).
+response object (docs/runtime-protocol.md). An ASGI app gets one event loop for
+its life, and its lifespan startup runs before its first request.
 """
 import asyncio
 import base64
@@ -229,7 +230,60 @@ def serve_wsgi(app, event, http):
     return response_object(started["status"], started["headers"], body)
 
 
+asgi_lock = threading.Lock()
+asgi_state = {"loop": None, "state": {}}
+
+
+async def asgi_lifespan(app, state):
+    """Runs the app's lifespan startup (FastAPI/Starlette startup handlers); an app without lifespan support is fine."""
+    loop = asyncio.get_running_loop()
+    started = loop.create_future()
+    forever = loop.create_future()  # no shutdown: the runtime exits with its sandbox
+
+    async def receive():
+        if not getattr(receive, "sent", False):
+            receive.sent = True
+            return {"type": "lifespan.startup"}
+        await forever
+        return {"type": "lifespan.shutdown"}
+
+    async def send(message):
+        kind = message.get("type") if isinstance(message, dict) else None
+        if not started.done():
+            if kind == "lifespan.startup.complete":
+                started.set_result(None)
+            elif kind == "lifespan.startup.failed":
+                started.set_exception(RuntimeError(f"the ASGI application's startup failed: {message.get('message') or 'no message'}"))
+
+    async def run():
+        try:
+            await app({"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": state}, receive, send)
+        except Exception:
+            pass  # per the ASGI spec, an app that raises on the lifespan scope does not support it
+        if not started.done():
+            started.set_result(None)
+
+    loop.create_task(run())
+    await started
+
+
+def asgi_loop(app):
+    """One event loop for the app's whole life, in its own thread, started (with lifespan startup) on first use."""
+    with asgi_lock:
+        if asgi_state["loop"] is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="asgi-loop", daemon=True).start()
+            try:
+                asyncio.run_coroutine_threadsafe(asgi_lifespan(app, asgi_state["state"]), loop).result()
+            except BaseException:
+                loop.call_soon_threadsafe(loop.stop)  # the next call tries the startup again
+                raise
+            asgi_state["loop"] = loop
+        return asgi_state["loop"]
+
+
 def serve_asgi(app, event, http):
+    loop = asgi_loop(app)
     r = request_parts(event, http)
     scope = {
         "type": "http",
@@ -244,7 +298,8 @@ def serve_asgi(app, event, http):
         "headers": [(k.lower().encode("latin-1"), v.encode("latin-1", "replace")) for k, v in r["headers"].items()],
         "client": (r["source_ip"], 0) if r["source_ip"] else None,
         "server": (r["host"], r["port"]),
-        "state": {},
+        # What lifespan startup stored, shallow-copied per request (as Starlette expects).
+        "state": dict(asgi_state["state"]),
     }
     state = {"status": None, "headers": [], "chunks": [], "done": False, "request_sent": False}
 
@@ -286,7 +341,7 @@ def serve_asgi(app, event, http):
                 raise
             traceback.print_exc()
 
-    asyncio.run(main())
+    asyncio.run_coroutine_threadsafe(main(), loop).result()
     if state["status"] is None:
         raise InvalidResponse("the ASGI application returned without sending http.response.start")
     if not state["done"]:
