@@ -309,6 +309,9 @@ def app(environ, start_response):
     if what == "/str":
         start_response("200 OK", [])
         return ["text"]
+    if what == "/inject":
+        start_response("200 OK", [("X-A", "1\\r\\nSet-Cookie: evil=1")])
+        return []
     if what == "/raise":
         raise KeyError("boom")
     start_response("200 OK", [("Content-Type", "text/plain")])
@@ -324,6 +327,7 @@ def app(environ, start_response):
   await expectInvalid('wsgi', '/nostart', /without calling start_response/);
   await expectInvalid('wsgi', '/badstatus', /3-digit code/);
   await expectInvalid('wsgi', '/str', /yielded a str/);
+  await expectInvalid('wsgi', '/inject', /line breaks/);
   const boom = await call(sb, 'wsgi', { path: '/raise' });
   assert.equal(boom.error?.type, 'HandlerError');
   assert.match(boom.error!.stack ?? '', /KeyError: 'boom'/);

@@ -145,6 +145,8 @@ def response_object(status, header_pairs, body):
             value = value.decode("latin-1")
         if not isinstance(name, str) or not isinstance(value, str):
             raise InvalidResponse(f"the header {name!r}: {value!r} is not a pair of strings")
+        if not name or any(c in name for c in "\r\n:\0 ") or any(c in value for c in "\r\n\0"):
+            raise InvalidResponse(f"the header {name!r}: {value!r} holds a character headers cannot carry (line breaks, NUL; or ':' and spaces in the name)")
         key = name.lower()
         if key == "set-cookie":
             cookies.append(value)
