@@ -1,25 +1,10 @@
 // Package cold starts and deploys (issue 4): runs bench/packages.ts in its own
 // process (it starts and stops its own servers) and turns its tables into rows.
-import { spawnSync } from 'node:child_process';
-import path from 'node:path';
 import type { Part } from '../lib/part.js';
-import { ROOT } from '../lib/server.js';
+import { runScriptPart } from '../lib/script-part.js';
 
 export const packages: Part = async (o) => {
-  const args = ['--import', 'tsx', path.join(ROOT, 'bench', 'packages.ts'), '--tiers', o.tiers.filter((t) => t !== 'isolate').join(',') || 'process'];
+  const args = ['--tiers', o.tiers.filter((t) => t !== 'isolate').join(',') || 'process'];
   if (o.short) args.push('--short');
-  const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', timeout: 30 * 60_000 });
-  process.stdout.write(r.stdout ?? '');
-  if (r.status !== 0) throw new Error(`bench/packages.ts exited with ${r.status}: ${(r.stderr ?? '').slice(-2000)}`);
-  // Markdown table lines: "| a | b | 12.3 |"; the header row is the line before "|---".
-  const lines = (r.stdout ?? '').split('\n');
-  const rows: Record<string, unknown>[] = [];
-  let header: string[] | undefined;
-  for (let i = 0; i < lines.length; i++) {
-    const cells = lines[i]!.split('|').slice(1, -1).map((c) => c.trim());
-    if (cells.length === 0) header = undefined;
-    else if (lines[i + 1]?.startsWith('|---')) header = cells;
-    else if (header && !cells[0]!.startsWith('---')) rows.push(Object.fromEntries(header.map((h, j) => [h, Number.isFinite(Number(cells[j])) && cells[j] !== '' ? Number(cells[j]) : cells[j]])));
-  }
-  return { rows, checks: [], notes: ['packages: see the tables above (bench/packages.ts)'] };
+  return runScriptPart('bench/packages.ts', args, 'packages: see the tables above (bench/packages.ts)');
 };

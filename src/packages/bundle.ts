@@ -15,6 +15,8 @@ export interface PackagesInput {
   nodeModules: string;
   /** Direct dependency names. */
   names: readonly string[];
+  /** pip: the requirements' importable top-level modules (written into the Python preload list). */
+  modules?: readonly string[];
 }
 
 const NOT_IN_ISOLATE = 'it cannot run in an isolate; use "sandbox": "process" or "container" for this function';

@@ -15,6 +15,8 @@ import path from 'node:path';
 import { LaminaError, isLaminaError } from '../errors.js';
 import { dropPackageViews } from '../sandbox/packages.js';
 import { Installer, type InstallerOptions, type InstallProgress } from './installer.js';
+import { SITE_PACKAGES } from './pip.js';
+import { planPythonPackages } from './pip-plan.js';
 import { planPackages, type PackagePlan } from './plan.js';
 import { removeAll, sealTree } from './tree.js';
 
@@ -27,7 +29,12 @@ export interface PackageEntry {
   hash: string;
   /** DATA_DIR/packages/<hash> */
   dir: string;
+  /** "npm" (node_modules) or "pip" (site-packages, a Python function's requirements.txt). */
+  ecosystem: 'npm' | 'pip';
+  /** The installed tree: DIR/node_modules, or DIR/site-packages for pip. */
   nodeModules: string;
+  /** pip: the requirements' importable top-level modules (what pre-started runtimes import). */
+  modules?: string[];
   sizeBytes: number;
   files: number;
   /** Direct dependencies as declared. */
@@ -112,9 +119,20 @@ export class PackageCache {
     return path.join(this.root, hash, 'node_modules');
   }
 
+  /** The installed tree of an entry: node_modules, or site-packages for a Python function's. */
+  contentDirFor(hash: string, runtime: 'node' | 'python'): string {
+    return path.join(this.root, hash, runtime === 'python' ? SITE_PACKAGES : 'node_modules');
+  }
+
   /** The install plan of a function dir, or undefined when it declares no dependencies. */
   async plan(srcDir: string, files: readonly string[]): Promise<PackagePlan | undefined> {
     return planPackages(srcDir, files, await this.installer.identity());
+  }
+
+  /** The pip install plan of a Python function dir (requirements.txt), or undefined when it has none. */
+  async planPython(srcDir: string, files: readonly string[]): Promise<PackagePlan | undefined> {
+    if (!files.includes('requirements.txt')) return undefined;
+    return planPythonPackages(srcDir, files, await this.installer.pythonIdentity(), this.installer.pipIndexKey());
   }
 
   /**
@@ -167,8 +185,9 @@ export class PackageCache {
       return undefined;
     }
     try {
-      const e = JSON.parse(raw) as Omit<PackageEntry, 'dir' | 'nodeModules' | 'hash'>;
-      return { ...e, hash, dir, nodeModules: path.join(dir, 'node_modules') };
+      const e = JSON.parse(raw) as Omit<PackageEntry, 'dir' | 'nodeModules' | 'hash' | 'ecosystem'> & { ecosystem?: 'pip' };
+      const ecosystem = e.ecosystem ?? 'npm';
+      return { ...e, ecosystem, hash, dir, nodeModules: path.join(dir, ecosystem === 'pip' ? SITE_PACKAGES : 'node_modules') };
     } catch {
       return undefined;
     }
@@ -258,16 +277,18 @@ export class PackageCache {
   private async commit(plan: PackagePlan, functionName: string, tree: Awaited<ReturnType<Installer['install']>>, started: number): Promise<PackageEntry> {
     const staging = await fs.mkdtemp(path.join(this.tmpRoot, 'entry-'));
     try {
-      const nm = path.join(staging, 'node_modules');
+      const nm = path.join(staging, tree.content);
       try {
-        await fs.rename(path.join(tree.dir, 'node_modules'), nm);
+        await fs.rename(path.join(tree.dir, tree.content), nm);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-        await fs.cp(path.join(tree.dir, 'node_modules'), nm, { recursive: true, verbatimSymlinks: true });
+        await fs.cp(path.join(tree.dir, tree.content), nm, { recursive: true, verbatimSymlinks: true });
       }
-      await fs.writeFile(path.join(staging, 'package.json'), JSON.stringify(plan.packageJson, null, 2) + '\n');
+      if (plan.ecosystem === 'pip') await fs.writeFile(path.join(staging, 'requirements.txt'), plan.requirements ?? '');
+      else await fs.writeFile(path.join(staging, 'package.json'), JSON.stringify(plan.packageJson, null, 2) + '\n');
       if (tree.lockfile) await fs.writeFile(path.join(staging, 'package-lock.json'), tree.lockfile);
-      const meta: Omit<PackageEntry, 'dir' | 'nodeModules' | 'hash'> = {
+      const meta: Omit<PackageEntry, 'dir' | 'nodeModules' | 'hash' | 'ecosystem'> & { ecosystem?: 'pip' } = {
+        ...(plan.ecosystem === 'pip' ? { ecosystem: 'pip' as const, modules: tree.modules ?? [] } : {}),
         sizeBytes: tree.sizeBytes,
         files: tree.files,
         dependencies: plan.dependencies,

@@ -1,8 +1,10 @@
 // The program the installer sandbox runs (as a file of its own, node: imports
 // only): it opens a loopback TCP proxy that forwards to the server's registry
-// proxy on a Unix socket (the sandbox has no other network), points npm at it,
-// runs npm and exits with npm's status.
-//   node driver.mjs <proxy socket | -> <npm-cli.js> <npm args...>
+// proxy on a Unix socket (the sandbox has no other network), points the
+// installer at it (npm's and pip's proxy settings), runs it and exits with its
+// status. A program ending in .js (npm's CLI) runs on this node; any other
+// (python3 -m pip) is executed as is.
+//   node driver.mjs <proxy socket | -> <npm-cli.js | program> <args...>
 export const DRIVER_SOURCE = `
 import net from 'node:net';
 import { spawn } from 'node:child_process';
@@ -22,11 +24,15 @@ if (sock !== '-') {
   env.npm_config_proxy = url;
   env.npm_config_https_proxy = url;
   env.npm_config_noproxy = '';
+  env.PIP_PROXY = url;
+  env.http_proxy = env.https_proxy = env.HTTP_PROXY = env.HTTPS_PROXY = url;
 }
-const child = spawn(process.execPath, [npmCli, ...npmArgs], { stdio: 'inherit', env });
+const child = npmCli.endsWith('.js')
+  ? spawn(process.execPath, [npmCli, ...npmArgs], { stdio: 'inherit', env })
+  : spawn(npmCli, npmArgs, { stdio: 'inherit', env });
 const forward = (sig) => process.on(sig, () => child.kill(sig));
 forward('SIGTERM');
 forward('SIGINT');
-child.on('error', (err) => { console.error('lamina-install: cannot start npm: ' + err.message); process.exit(127); });
+child.on('error', (err) => { console.error('lamina-install: cannot start ' + npmCli + ': ' + err.message); process.exit(127); });
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 + 9 : 1)));
 `;

@@ -24,12 +24,14 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { LaminaError } from '../errors.js';
-import { nodeBinds } from '../sandbox/container/bwrap-args.js';
+import { nodeBinds, PYTHON } from '../sandbox/container/bwrap-args.js';
 import { openCgroups, type CgroupManager, type SandboxCgroup } from '../sandbox/container/cgroups.js';
 import { seccompProgram } from '../sandbox/container/seccomp.js';
 import { DRIVER_SOURCE } from './driver.js';
 import { currentNodeIdentity, type PackagePlan, type RuntimeIdentity } from './plan.js';
-import { RegistryProxy, registryTarget } from './proxy.js';
+import { explainPipFailure, installedDistributions, pipArgs, SITE_PACKAGES } from './pip.js';
+import type { PythonIdentity } from './pip-plan.js';
+import { RegistryProxy, registryTarget, type ProxyTarget } from './proxy.js';
 import { dirStats, removeAll } from './tree.js';
 
 const MiB = 1024 * 1024;
@@ -52,7 +54,21 @@ export interface InstallLimits {
 export const DEFAULT_INSTALL_LIMITS: InstallLimits = { timeoutMs: 300_000, memoryMb: 1024, maxBytes: 250 * MiB };
 export const DEFAULT_REGISTRY = 'https://registry.npmjs.org/';
 
+/** Where pip installs from (LAMINA_PIP_*); the only hosts a Python install may reach. */
+export interface PipOptions {
+  /** PEP 503 index (pip's --index-url). */
+  indexUrl: string;
+  extraIndexUrls: string[];
+  /** pip's --trusted-host: hosts (host or host:port) allowed over plain http or with any certificate; also reachable. */
+  trustedHosts: string[];
+  /** The interpreter pip runs with and functions run on. */
+  python: string;
+}
+
+export const DEFAULT_PIP_INDEX = 'https://pypi.org/simple/';
+
 export interface InstallerOptions {
+  pip?: Partial<PipOptions>;
   limits?: Partial<InstallLimits>;
   /** npm registry URL; the only host the installer may reach. */
   registry?: string;
@@ -76,7 +92,15 @@ export function installerOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): I
   if (!['auto', 'bwrap', 'plain'].includes(mode)) throw new Error(`LAMINA_INSTALL_SANDBOX must be auto, bwrap or plain (got "${mode}")`);
   const registry = env.LAMINA_NPM_REGISTRY || DEFAULT_REGISTRY;
   if (!/^https?:\/\/[^/]+/.test(registry) || !URL.canParse(registry)) throw new Error(`LAMINA_NPM_REGISTRY must be an http(s) URL (got "${registry}")`);
+  const pipIndex = env.LAMINA_PIP_INDEX_URL || DEFAULT_PIP_INDEX;
+  const extra = (env.LAMINA_PIP_EXTRA_INDEX_URL ?? '').split(/[\s,]+/).filter(Boolean);
+  for (const [key, u] of [['LAMINA_PIP_INDEX_URL', pipIndex] as const, ...extra.map((u) => ['LAMINA_PIP_EXTRA_INDEX_URL', u] as const)]) {
+    if (!/^https?:\/\/[^/]+/.test(u) || !URL.canParse(u)) throw new Error(`${key} must be http(s) URLs (got "${u}")`);
+  }
+  const trusted = (env.LAMINA_PIP_TRUSTED_HOSTS ?? '').split(/[\s,]+/).filter(Boolean);
+  for (const h of trusted) if (!/^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9a-fA-F:]+\](?::\d{1,5})?$/.test(h)) throw new Error(`LAMINA_PIP_TRUSTED_HOSTS must list host or host:port names (got "${h}")`);
   return {
+    pip: { indexUrl: pipIndex, extraIndexUrls: extra, trustedHosts: trusted },
     limits: {
       timeoutMs: num('LAMINA_INSTALL_TIMEOUT_MS', DEFAULT_INSTALL_LIMITS.timeoutMs, 1000),
       memoryMb: num('LAMINA_INSTALL_MEMORY_MB', DEFAULT_INSTALL_LIMITS.memoryMb, 64),
@@ -102,8 +126,12 @@ export interface InstalledTree {
   files: number;
   /** Installed packages (from npm's hidden lockfile). */
   packages: { name: string; version: string }[];
-  /** The lockfile the install used or produced. */
+  /** The lockfile the install used or produced (npm; empty for pip). */
   lockfile: string;
+  /** The installed tree's dir name inside `dir`: node_modules (npm) or site-packages (pip). */
+  content: string;
+  /** pip: the importable top-level modules of the installed distributions (what a pre-started runtime imports). */
+  modules?: string[];
   durationMs: number;
   /** Packages whose install scripts npm skipped (not approved in package.json "allowScripts"). */
   skippedScripts: string[];
@@ -166,7 +194,9 @@ const covered = (p: string, prefixes: string[]): boolean => prefixes.some((pre) 
 export class Installer {
   readonly limits: InstallLimits;
   readonly registry: string;
+  readonly pip: PipOptions;
   private readonly npmCli: string | undefined;
+  private pythonIdP: Promise<PythonIdentity> | undefined;
   private modeP: Promise<{ mode: Mode; reason: string }> | undefined;
   private identityP: Promise<RuntimeIdentity> | undefined;
   private seq = 0;
@@ -176,6 +206,8 @@ export class Installer {
     this.limits = { ...DEFAULT_INSTALL_LIMITS, ...opts.limits };
     this.registry = (opts.registry ?? DEFAULT_REGISTRY).replace(/\/*$/, '/');
     registryTarget(this.registry); // throws on a malformed URL
+    this.pip = { indexUrl: DEFAULT_PIP_INDEX, extraIndexUrls: [], trustedHosts: [], python: PYTHON, ...opts.pip };
+    this.pip.indexUrl = this.pip.indexUrl.replace(/\/*$/, '/');
     this.npmCli = opts.npmCli ?? process.env.LAMINA_NPM_CLI;
     this.log = opts.log ?? (() => undefined);
   }
@@ -198,6 +230,49 @@ export class Installer {
     })());
   }
 
+  /** The interpreter and pip that Python installs use (part of their cache key). */
+  pythonIdentity(): Promise<PythonIdentity> {
+    return (this.pythonIdP ??= new Promise((resolve, reject) => {
+      const code = 'import sys, sysconfig, platform\ntry:\n    import pip; v = pip.__version__\nexcept Exception:\n    v = "none"\nprint(sys.implementation.cache_tag, sysconfig.get_platform(), platform.python_version(), v)';
+      execFile(this.pip.python, ['-I', '-c', code], { encoding: 'utf8', timeout: 30_000, env: {} }, (err, stdout) => {
+        const [tag, plat, version, pip] = (stdout ?? '').trim().split(/\s+/);
+        if (err || !tag || !plat || !version || !pip) {
+          this.pythonIdP = undefined;
+          reject(new LaminaError('InvalidFunction', `requirements.txt cannot be installed: ${this.pip.python} does not run${err ? ` (${err.message})` : ''}`));
+        } else if (pip === 'none') {
+          this.pythonIdP = undefined;
+          reject(new LaminaError('InvalidFunction', `requirements.txt cannot be installed: pip is not installed for ${this.pip.python} (apt-get install python3-pip)`));
+        } else resolve({ interpreter: `${tag}-${plat}`, version, pip });
+      });
+    }));
+  }
+
+  /** The index settings as one string (part of the cache key of Python installs). */
+  pipIndexKey(): string {
+    return JSON.stringify([this.pip.indexUrl, this.pip.extraIndexUrls, [...this.pip.trustedHosts].sort()]);
+  }
+
+  /** Hosts a pip install may reach: the indexes, PyPI's file host when PyPI is used, trusted hosts. */
+  private pipTargets(): ProxyTarget[] {
+    const out: ProxyTarget[] = [];
+    const add = (t: ProxyTarget) => {
+      if (!out.some((o) => o.host === t.host && o.port === t.port)) out.push(t);
+    };
+    for (const u of [this.pip.indexUrl, ...this.pip.extraIndexUrls]) {
+      add(registryTarget(u));
+      // PyPI serves its index from pypi.org and its files from files.pythonhosted.org.
+      if (registryTarget(u).host === 'pypi.org') add({ host: 'files.pythonhosted.org', port: 443 });
+    }
+    for (const h of this.pip.trustedHosts) {
+      const m = /^\[?([^\]]+?)\]?(?::(\d+))?$/.exec(h);
+      if (!m) continue;
+      const host = m[1]!.toLowerCase();
+      if (m[2]) add({ host, port: Number(m[2]) });
+      else for (const port of [80, 443]) add({ host, port });
+    }
+    return out;
+  }
+
   /** Which confinement installs get here, and why (tried once). */
   mode(): Promise<{ mode: Mode; reason: string }> {
     return (this.modeP ??= this.detectMode());
@@ -206,7 +281,8 @@ export class Installer {
   async describe(): Promise<Record<string, unknown>> {
     const m = await this.mode();
     const id = await this.identity();
-    return { mode: m.mode, confinement: m.reason, registry: this.registry, npm: id.npmVersion, runtime: id.node, limits: { timeoutMs: this.limits.timeoutMs, memoryMb: this.limits.memoryMb, maxMb: Math.round(this.limits.maxBytes / MiB) } };
+    const py = await this.pythonIdentity().catch((err: Error) => ({ error: err.message }));
+    return { mode: m.mode, confinement: m.reason, registry: this.registry, npm: id.npmVersion, runtime: id.node, pip: { indexUrl: this.pip.indexUrl, extraIndexUrls: this.pip.extraIndexUrls, trustedHosts: this.pip.trustedHosts, python: py }, limits: { timeoutMs: this.limits.timeoutMs, memoryMb: this.limits.memoryMb, maxMb: Math.round(this.limits.maxBytes / MiB) } };
   }
 
   private async detectMode(): Promise<{ mode: Mode; reason: string }> {
@@ -225,7 +301,8 @@ export class Installer {
   }
 
   private plainReason(): string {
-    return process.getuid?.() === 0 ? 'child process: per-install uid, empty network namespace (registry-only proxy), clean environment' : "child process with the server's uid and network, clean environment (not root)";
+    if (process.getuid?.() !== 0) return "child process with the server's uid and network, clean environment (not root)";
+    return which('ip') && which('unshare') && which('setpriv') ? 'child process: per-install uid, empty network namespace (registry-only proxy), clean environment' : "child process with the server's network (needs unshare, setpriv and ip for a per-install uid and network namespace), clean environment";
   }
 
   private cgroupsUsableP: Promise<boolean> | undefined;
@@ -337,17 +414,27 @@ export class Installer {
       npm_config_audit: 'false',
       npm_config_progress: 'false',
       npm_config_color: 'false',
+      // pip: no config files, no cache, no prompts, no version check.
+      PIP_CONFIG_FILE: '/dev/null',
+      PIP_NO_CACHE_DIR: '1',
+      PIP_NO_INPUT: '1',
+      PIP_DISABLE_PIP_VERSION_CHECK: '1',
+      PYTHONNOUSERSITE: '1',
     };
   }
 
-  private plainLaunch(root: string, work: string, uid: number, socketPath: string | undefined, npmArgs: string[], cg?: SandboxCgroup): Launch {
+  private plainLaunch(root: string, work: string, uid: number, socketPath: string | undefined, program: string, args: string[], cg?: SandboxCgroup): Launch {
     const driver = path.join(root, 'driver.mjs');
     const env = { ...this.childEnv(work), TMPDIR: path.join(work, '.tmp') };
-    const cmd = [process.execPath, driver, socketPath ?? '-', this.cli(), ...npmArgs];
+    const cmd = [process.execPath, driver, socketPath ?? '-', program, ...args];
     const asRoot = process.getuid?.() === 0;
     let full = cmd;
-    if (asRoot && which('setpriv') && which('unshare')) {
-      full = ['unshare', '--net', '--', 'setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--pdeathsig=KILL', '--', ...cmd];
+    const ip = which('ip');
+    if (asRoot && which('setpriv') && which('unshare') && ip) {
+      // A new network namespace starts with loopback down: bring it up (still root inside) so the
+      // driver's loopback proxy works, then drop to the install's uid.
+      const priv = ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--pdeathsig=KILL', '--', ...cmd];
+      full = ['unshare', '--net', '--', '/bin/sh', '-c', `"${ip}" link set lo up || exit 125; exec "$@"`, 'lamina-install', ...priv];
     }
     if (cg) return { command: '/bin/sh', args: ['-c', LAUNCHER, 'lamina-install', ...full], env: { ...env, LAMINA_CGROUP_PROCS: cg.procsFiles.join(':') }, cwd: work, extraFds: [], detached: true };
     return { command: full[0]!, args: full.slice(1), env, cwd: work, extraFds: [], detached: true };
@@ -374,12 +461,16 @@ export class Installer {
       await fs.mkdir(work, { mode: 0o700 });
       await fs.mkdir(path.join(work, '.home'), { mode: 0o700 });
       await fs.mkdir(path.join(work, '.tmp'), { mode: 0o700 });
-      await fs.writeFile(path.join(work, 'package.json'), JSON.stringify(plan.packageJson, null, 2) + '\n');
-      if (plan.lockfile) await fs.writeFile(path.join(work, 'package-lock.json'), JSON.stringify(plan.lockfile, null, 2) + '\n');
-      for (const f of plan.files) {
-        const dest = path.join(work, ...f.rel.split('/'));
-        await fs.mkdir(path.dirname(dest), { recursive: true });
-        await fs.copyFile(f.abs, dest);
+      const pip = plan.ecosystem === 'pip';
+      if (pip) await fs.writeFile(path.join(work, 'requirements.txt'), plan.requirements ?? '');
+      else {
+        await fs.writeFile(path.join(work, 'package.json'), JSON.stringify(plan.packageJson, null, 2) + '\n');
+        if (plan.lockfile) await fs.writeFile(path.join(work, 'package-lock.json'), JSON.stringify(plan.lockfile, null, 2) + '\n');
+        for (const f of plan.files) {
+          const dest = path.join(work, ...f.rel.split('/'));
+          await fs.mkdir(path.dirname(dest), { recursive: true });
+          await fs.copyFile(f.abs, dest);
+        }
       }
       await fs.writeFile(path.join(root, 'driver.mjs'), DRIVER_SOURCE, { mode: 0o444 });
       const uid = this.nextUid();
@@ -388,7 +479,7 @@ export class Installer {
 
       const socketDir = path.join(root, 'proxy');
       await fs.mkdir(socketDir, { mode: 0o711 });
-      proxy = await RegistryProxy.start(path.join(socketDir, 'registry.sock'), this.registry);
+      proxy = await RegistryProxy.start(path.join(socketDir, 'registry.sock'), pip ? this.pipTargets() : this.registry);
 
       if (await this.cgroupsUsable()) {
         try {
@@ -410,34 +501,48 @@ export class Installer {
         '--fetch-retries=1',
         ...(plan.lockfile ? [] : ['--package-lock=true']),
       ];
+      // pip runs as `python3 -I -m pip install --target <work>/site-packages -r requirements.txt` (pip.ts).
+      const program = pip ? this.pip.python : this.cli();
+      const args = pip ? pipArgs(this.pip, mode === 'bwrap' ? '/work' : work) : npmArgs;
       const launch =
         mode === 'bwrap'
-          ? await this.bwrapLaunch(root, work, uid, socketDir, [process.execPath, '/lamina/driver.mjs', '/lamina/proxy/registry.sock', this.cli(), ...npmArgs], cg)
-          : this.plainLaunch(root, work, uid, path.join(socketDir, 'registry.sock'), npmArgs, cg);
+          ? await this.bwrapLaunch(root, work, uid, socketDir, [process.execPath, '/lamina/driver.mjs', '/lamina/proxy/registry.sock', program, ...args], cg)
+          : this.plainLaunch(root, work, uid, path.join(socketDir, 'registry.sock'), program, args, cg);
 
       const run = await this.run(launch, work, cg, onProgress);
       if (run.failure) throw new LaminaError('InvalidFunction', run.failure);
-      if (run.code !== 0) throw new LaminaError('InvalidFunction', explainNpmFailure(run.output, run.code, this.registry, proxy.refused));
+      if (run.code !== 0) {
+        throw new LaminaError('InvalidFunction', pip ? explainPipFailure(run.output, run.code, this.pip.indexUrl, proxy.refused) : explainNpmFailure(run.output, run.code, this.registry, proxy.refused));
+      }
 
       onProgress({ phase: 'verifying', bytes: run.bytes, lastLine: '' });
-      const nodeModules = path.join(work, 'node_modules');
-      if (!existsSync(nodeModules)) throw new LaminaError('InvalidFunction', `installing dependencies produced no node_modules; npm said: ${tail(run.output)}`);
+      const content = pip ? SITE_PACKAGES : 'node_modules';
+      const nodeModules = path.join(work, content);
+      if (!existsSync(nodeModules)) {
+        if (!pip) throw new LaminaError('InvalidFunction', `installing dependencies produced no node_modules; npm said: ${tail(run.output)}`);
+        await fs.mkdir(nodeModules); // requirements that only list packages already satisfied... pip made nothing
+      }
       // Leftovers of the install, not part of the result.
       await removeAll(path.join(work, '.home'));
       await removeAll(path.join(work, '.tmp'));
       const stats = await dirStats(nodeModules, { refuseOutsideLinks: true });
       if (stats.problem) throw new LaminaError('InvalidFunction', `the installed dependencies hold ${stats.problem}; refused`);
       if (stats.bytes > this.limits.maxBytes) throw new LaminaError('InvalidFunction', tooBig(stats.bytes, this.limits.maxBytes, nodeModules));
-      const lockfile = await fs.readFile(path.join(work, 'package-lock.json'), 'utf8').catch(() => '');
+      const lockfile = pip ? '' : await fs.readFile(path.join(work, 'package-lock.json'), 'utf8').catch(() => '');
+      // Preloading imports the modules of the requirements themselves (their dependencies come along).
+      const installed = pip ? installedDistributions(nodeModules) : undefined;
+      const dists = installed && { packages: installed.packages, modules: [...new Set(installed.dists.filter((d) => plan.dependencies.includes(d.name)).flatMap((d) => d.modules))].sort() };
       done = true;
       return {
         dir: work,
+        content,
+        ...(dists ? { modules: dists.modules } : {}),
         sizeBytes: stats.bytes,
         files: stats.files,
-        packages: installedPackages(nodeModules),
+        packages: dists ? dists.packages : installedPackages(nodeModules),
         lockfile,
         durationMs: performance.now() - started,
-        skippedScripts: skippedScripts(run.output),
+        skippedScripts: pip ? [] : skippedScripts(run.output),
         cleanup,
       };
     } finally {

@@ -32,8 +32,12 @@ export interface PackagePlan {
   lockfile: Record<string, unknown> | undefined;
   /** Files the install reads from the function dir (file: tarballs), as posix paths relative to it, with their absolute source. */
   files: { rel: string; abs: string }[];
-  /** Direct dependency names (dependencies and optionalDependencies). */
+  /** Direct dependency names (dependencies and optionalDependencies; for pip, the requirements' project names). */
   dependencies: string[];
+  /** Absent for npm; "pip" for a Python function's requirements.txt (pip-plan.ts). */
+  ecosystem?: 'pip';
+  /** pip only: the normalized requirements.txt that is installed. */
+  requirements?: string;
 }
 
 export interface RuntimeIdentity {

@@ -27,9 +27,11 @@ export class RegistryProxy {
 
   private constructor(private readonly server: http.Server) {}
 
-  static async start(socketPath: string, registry: string): Promise<RegistryProxy> {
-    const allowed = registryTarget(registry);
-    const ok = (host: string, port: number): boolean => host.replace(/^\[|\]$/g, '').toLowerCase() === allowed.host && port === allowed.port;
+  /** @param registry the one registry URL, or several allowed targets (a pip index, its file host, trusted hosts) */
+  static async start(socketPath: string, registry: string | ProxyTarget[]): Promise<RegistryProxy> {
+    const targets = typeof registry === 'string' ? [registryTarget(registry)] : registry;
+    const allowedText = targets.map((t) => `${t.host}:${t.port}`).join(', ');
+    const ok = (host: string, port: number): boolean => targets.some((t) => host.replace(/^\[|\]$/g, '').toLowerCase() === t.host && port === t.port);
     const server = http.createServer();
     const proxy = new RegistryProxy(server);
     server.on('connection', (s: net.Socket) => {
@@ -43,7 +45,7 @@ export class RegistryProxy {
       client.on('error', () => undefined);
       if (!m || !ok(host, port)) {
         proxy.refused.add(req.url ?? '?');
-        client.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\n\r\nLamina's installer may reach only the package registry (${allowed.host}:${allowed.port})\n`);
+        client.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\n\r\nLamina's installer may reach only the package registry (${allowedText})\n`);
         return;
       }
       const upstream = net.connect(port, host, () => {
@@ -68,7 +70,7 @@ export class RegistryProxy {
       const port = target ? (target.port ? Number(target.port) : target.protocol === 'https:' ? 443 : 80) : 0;
       if (!target || target.protocol !== 'http:' || !ok(target.hostname, port)) {
         proxy.refused.add(target ? `${target.hostname}:${port}` : String(req.url));
-        res.writeHead(403, { 'content-type': 'text/plain' }).end(`Lamina's installer may reach only the package registry (${allowed.host}:${allowed.port})\n`);
+        res.writeHead(403, { 'content-type': 'text/plain' }).end(`Lamina's installer may reach only the package registry (${allowedText})\n`);
         return;
       }
       const headers = { ...req.headers };

@@ -15,6 +15,7 @@ export async function registerPackageRoutes(app: FastifyInstance, registry: Regi
       installer,
       entries: entries.map((e) => ({
         hash: e.hash,
+        ecosystem: e.ecosystem,
         sizeBytes: e.sizeBytes,
         files: e.files,
         dependencies: e.dependencies,

@@ -37,7 +37,7 @@ export async function compileFunction(
   outDir: string,
   packages?: PackagesInput,
 ): Promise<CompiledCode> {
-  if (manifest.runtime === 'python') return copyPython(srcDir, manifest, files, outDir);
+  if (manifest.runtime === 'python') return copyPython(srcDir, manifest, files, outDir, packages);
   if (manifest.sandbox === 'isolate') return bundleIsolate(srcDir, manifest, outDir, packages);
   const compiled = await bundleNode(srcDir, manifest, outDir, packages);
   // "auto" means isolate on a worker started with --sandbox isolate: keep an
@@ -236,17 +236,25 @@ async function bundleIsolate(srcDir: string, manifest: Manifest, outDir: string,
   return { codeEntry: ISOLATE_CODE_ENTRY };
 }
 
+/** Beside a Python entry: the modules a pre-started runtime imports ahead of `load` (the requirements' top-level modules). */
+export const PYTHON_PRELOAD_FILE = '__lamina_preload__.json';
+
 async function copyPython(
   srcDir: string,
   manifest: Manifest,
   files: readonly string[],
   outDir: string,
+  packages?: PackagesInput,
 ): Promise<CompiledCode> {
   const entries = files.filter((f) => f.endsWith('.py'));
   for (const rel of entries) {
     const dest = path.join(outDir, rel);
     await fs.mkdir(path.dirname(dest), { recursive: true });
     await fs.copyFile(path.join(srcDir, rel), dest);
+  }
+  if (packages?.modules) {
+    const file = path.join(outDir, path.dirname(manifest.entry), PYTHON_PRELOAD_FILE);
+    await fs.writeFile(file, JSON.stringify({ modules: packages.modules }) + '\n');
   }
   return { codeEntry: manifest.entry }; // python loads its source entry unchanged
 }

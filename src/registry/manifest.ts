@@ -3,10 +3,13 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { LaminaError } from '../errors.js';
-import { HTTP_METHODS, type HttpMethod, type Manifest } from './types.js';
+import { HTTP_EVENTS, HTTP_METHODS, type HttpMethod, type Manifest } from './types.js';
 
-const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-const NAME_RULE = '1 to 63 characters of a-z, 0-9, "-" and "_", starting with a letter or digit';
+// OpenLambda's names (e.g. "L0"): case-sensitive; "." is allowed but a name can
+// never be "." or ".." (it starts with a letter or digit), and names are never
+// used as file paths (code is stored by hash, sandboxes by id).
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+const NAME_RULE = '1 to 63 characters of A-Z, a-z, 0-9, ".", "-" and "_", starting with a letter or digit (case-sensitive)';
 const IDENT_RE = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const ENV_MAX_BYTES = 4096;
@@ -44,6 +47,7 @@ const FIELDS = {
   memoryMb: [z.number().int().min(64).max(10240), 'an integer between 64 and 10240'],
   timeoutMs: [z.number().int().min(1).max(900000), 'an integer between 1 and 900000'],
   concurrency: [z.number().int().min(1).max(1000), 'an integer between 1 and 1000'],
+  processes: [z.number().int().min(1).max(4096), 'an integer between 1 and 4096 (most processes and threads in one sandbox)'],
   instanceConcurrency: [z.number().int().min(1).max(1000), 'an integer between 1 and 1000'],
   sandbox: [z.enum(['auto', 'container', 'process', 'isolate']), 'one of "auto", "container", "process", "isolate"'],
   env: [z.record(z.string(), z.string()), 'an object of string values'],
@@ -186,6 +190,18 @@ function checkEnv(env: Record<string, string>): void {
 }
 
 /**
+ * The runtime of a manifest that does not name one: python when the entry is a
+ * .py file, or when there is no entry, no Node default entry and an f.py
+ * (an OpenLambda function directory); else node.
+ */
+function inferRuntime(entry: string | undefined, files: readonly string[]): Manifest['runtime'] {
+  if (entry !== undefined) return entry.endsWith('.py') ? 'python' : 'node';
+  const set = new Set(files);
+  if (NODE_DEFAULT_ENTRIES.some((f) => set.has(f))) return 'node';
+  return set.has('f.py') ? 'python' : 'node';
+}
+
+/**
  * Validates a parsed lamina.json (`{}` when the file is absent) and fills the
  * defaults. `files` lists the directory's regular files as relative posix paths.
  */
@@ -205,14 +221,21 @@ export function parseManifest(raw: unknown, ctx: { dirName: string; files: strin
     throw invalid(`the function name defaults to the directory name ${show(name)}, which is not valid: set "name" to ${NAME_RULE}`);
   }
 
-  const runtime = m.runtime ?? 'node';
+  const runtime = m.runtime ?? inferRuntime(m.entry, ctx.files);
   const sandbox = m.sandbox ?? 'auto';
-  if (runtime === 'python' && sandbox === 'isolate') {
-    throw invalid(`"sandbox": "isolate" runs JavaScript only; a python function needs "auto", "container" or "process"`);
+  if (runtime === 'python' && (sandbox === 'isolate' || sandbox === 'process')) {
+    // Only the container tier confines a Python interpreter (the process tier relies on Node's permission model).
+    throw invalid(`"sandbox": "${sandbox}" cannot run python (${sandbox === 'isolate' ? 'isolates run JavaScript only' : "the process tier confines Node only"}); a python function needs "auto" or "container" (the container tier)`);
+  }
+  const event = m.http?.event ?? 'json';
+  if ((event === 'wsgi' || event === 'asgi') && runtime !== 'python') {
+    throw invalid(`"http.event": "${event}" serves a Python ${event.toUpperCase()} application; a ${runtime} function uses "json" or "request" (or exports fetch)`);
   }
 
   const entry = resolveEntry(runtime, m.entry, new Set(ctx.files));
-  const handler = m.handler ?? (runtime === 'python' && path.posix.basename(entry) === 'f.py' ? 'f' : 'handler');
+
+  // Flask and FastAPI apps are conventionally a module-level `app`.
+  const handler = m.handler ?? (event === 'wsgi' || event === 'asgi' ? 'app' : runtime === 'python' && path.posix.basename(entry) === 'f.py' ? 'f' : 'handler');
 
   const env = m.env ?? {};
   checkEnv(env);
@@ -221,10 +244,6 @@ export function parseManifest(raw: unknown, ctx: { dirName: string; files: strin
     ? [...new Set(m.http.methods.map((x) => x.toUpperCase() as HttpMethod))]
     : [...HTTP_METHODS];
 
-  const event = m.http?.event ?? 'json';
-  if ((event === 'wsgi' || event === 'asgi') && runtime !== 'python') {
-    throw invalid(`"http.event": "${event}" serves a Python ${event.toUpperCase()} application; a ${runtime} function uses "json" or "request" (or exports fetch)`);
-  }
   const c = m.http?.cors;
   const cors = c && {
     allowOrigins: [...new Set(c.allowOrigins)],
@@ -250,6 +269,7 @@ export function parseManifest(raw: unknown, ctx: { dirName: string; files: strin
     sandbox,
     env: { ...env },
     network: m.network ?? false,
+    ...(m.processes !== undefined ? { processes: m.processes } : {}),
     http: { methods, event, auth: m.http?.auth ?? 'none', ...(cors ? { cors } : {}) },
   };
 }

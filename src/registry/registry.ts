@@ -26,6 +26,7 @@ import { CodeStore, type StoredCode } from './codestore.js';
 import { compileFunction } from './compile.js';
 import { listFiles, removeTree } from './files.js';
 import { parseManifest, validateFunctionName } from './manifest.js';
+import { OL_YAML_FILE, olYamlToManifest } from './ol-yaml.js';
 import type { FunctionSummary, FunctionVersion, Manifest, RegistryEvents } from './types.js';
 
 type EventArgs = { [K in keyof RegistryEvents]: Parameters<RegistryEvents[K]> };
@@ -198,8 +199,8 @@ export class Registry extends EventEmitter<EventArgs> {
     if (opts.name !== undefined) validateFunctionName(opts.name);
 
     const files = await listFiles(root, { skipIgnored: true });
-    const raw = await readManifestFile(root);
-    const manifest = parseManifest(raw, { dirName: opts.name ?? path.basename(root), files });
+    const { raw, source } = await readManifestFile(root, files);
+    const manifest = withSource(source, () => parseManifest(raw, { dirName: opts.name ?? path.basename(root), files }));
     if (opts.name !== undefined && manifest.name !== opts.name) {
       throw new LaminaError(
         'InvalidFunction',
@@ -212,7 +213,7 @@ export class Registry extends EventEmitter<EventArgs> {
 
     // Declared dependencies are installed (or found) in the package cache first;
     // the entry stays pinned against GC until the version has committed.
-    const plan = manifest.runtime === 'node' ? await this.packages.plan(root, files) : undefined;
+    const plan = manifest.runtime === 'node' ? await this.packages.plan(root, files) : await this.packages.planPython(root, files);
     const deps: AcquiredPackages | undefined = plan ? await this.packages.acquire(plan, manifest.name) : undefined;
     try {
       // The slow part (compile, hash, fsync) runs outside the commit lock.
@@ -220,7 +221,7 @@ export class Registry extends EventEmitter<EventArgs> {
       let stored: StoredCode;
       let codeEntry: string;
       try {
-        ({ codeEntry } = await compileFunction(root, manifest, files, staging, deps && { nodeModules: deps.entry.nodeModules, names: deps.plan.dependencies }));
+        ({ codeEntry } = await compileFunction(root, manifest, files, staging, deps && { nodeModules: deps.entry.nodeModules, names: deps.plan.dependencies, modules: deps.entry.modules }));
         stored = await this.code.commit(staging);
       } finally {
         await removeTree(staging);
@@ -334,7 +335,7 @@ export class Registry extends EventEmitter<EventArgs> {
       codeEntry,
       sizeBytes: stored.sizeBytes,
       createdAt: now,
-      ...(packagesHash ? { packagesHash, packagesDir: this.packages.nodeModulesFor(packagesHash) } : {}),
+      ...(packagesHash ? { packagesHash, packagesDir: this.packages.contentDirFor(packagesHash, manifest.runtime) } : {}),
     };
     this.currentByName.set(name, { fn, updatedAt: now });
     this.emit('deployed', fn);
@@ -349,31 +350,51 @@ export class Registry extends EventEmitter<EventArgs> {
   }
 
   private toVersion(row: VersionsTable): FunctionVersion {
+    const manifest = JSON.parse(row.manifest) as Manifest;
     return {
       name: row.name,
       version: row.version,
       codeHash: row.code_hash,
-      manifest: JSON.parse(row.manifest) as Manifest,
+      manifest,
       codeDir: this.code.dirFor(row.code_hash),
       codeEntry: row.code_entry,
       sizeBytes: row.size_bytes,
       createdAt: row.created_at,
-      ...(row.packages_hash ? { packagesHash: row.packages_hash, packagesDir: this.packages.nodeModulesFor(row.packages_hash) } : {}),
+      ...(row.packages_hash ? { packagesHash: row.packages_hash, packagesDir: this.packages.contentDirFor(row.packages_hash, manifest.runtime) } : {}),
     };
   }
 }
 
-/** The parsed lamina.json, or {} when there is none. */
-async function readManifestFile(root: string): Promise<unknown> {
+/** Runs parseManifest; errors about a manifest read from ol.yaml say so (its fields were mapped to lamina.json's). */
+function withSource<T>(source: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (source !== MANIFEST_FILE && err instanceof LaminaError && err.message.startsWith(`${MANIFEST_FILE}: `)) {
+      throw new LaminaError(err.type, `${source} (read as lamina.json fields): ${err.message.slice(MANIFEST_FILE.length + 2)}`);
+    }
+    throw err;
+  }
+}
+
+/** The parsed lamina.json; else OpenLambda's ol.yaml turned into the same shape; else {}. */
+async function readManifestFile(root: string, files: readonly string[]): Promise<{ raw: unknown; source: string }> {
   let text: string;
   try {
     text = await fs.readFile(path.join(root, MANIFEST_FILE), 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    throw new LaminaError('InvalidFunction', `${MANIFEST_FILE}: cannot read it (${(err as Error).message})`);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new LaminaError('InvalidFunction', `${MANIFEST_FILE}: cannot read it (${(err as Error).message})`);
+    if (!files.includes(OL_YAML_FILE)) return { raw: {}, source: MANIFEST_FILE };
+    let yaml: string;
+    try {
+      yaml = await fs.readFile(path.join(root, OL_YAML_FILE), 'utf8');
+    } catch (e) {
+      throw new LaminaError('InvalidFunction', `${OL_YAML_FILE}: cannot read it (${(e as Error).message})`);
+    }
+    return { raw: olYamlToManifest(yaml), source: OL_YAML_FILE };
   }
   try {
-    return JSON.parse(text.replace(/^\uFEFF/, '')) as unknown; // editors on Windows add a BOM
+    return { raw: JSON.parse(text.replace(/^\uFEFF/, '')) as unknown, source: MANIFEST_FILE }; // editors on Windows add a BOM
   } catch (err) {
     throw new LaminaError('InvalidFunction', `${MANIFEST_FILE}: invalid JSON (${(err as Error).message})`);
   }

@@ -3,6 +3,9 @@ import type { RuntimeName, SandboxTier } from '../sandbox/types.js';
 
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 export type HttpMethod = (typeof HTTP_METHODS)[number];
+/** How an HTTP request reaches the function (docs/api.md "HTTP functions"); wsgi and asgi are python only. */
+export const HTTP_EVENTS = ['json', 'request', 'wsgi', 'asgi'] as const;
+export type HttpEvent = (typeof HTTP_EVENTS)[number];
 
 /** A validated lamina.json with every default filled in. */
 export interface Manifest {
@@ -18,11 +21,13 @@ export interface Manifest {
   sandbox: 'auto' | SandboxTier;
   env: Record<string, string>;
   network: boolean;
+  /** Most processes/threads one sandbox may hold (cgroup pids.max); absent: the tier's default. */
+  processes?: number;
   http: HttpSettings;
 }
 
 /** How a function's HTTP requests become calls (DESIGN.md "HTTP functions"). */
-export type HttpEventMode = 'json' | 'request' | 'wsgi' | 'asgi';
+export type HttpEventMode = HttpEvent;
 
 export interface CorsSettings {
   /** Origins allowed to read answers; "*" allows any. */

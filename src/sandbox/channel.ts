@@ -10,6 +10,8 @@ export type WorkerFrame =
   | {
       t: 'load';
       entry: string;
+      /** Optional (python): directories put on the import path ahead of the function's own (its installed requirements, read-only). */
+      importPaths?: string[];
       handler: string;
       env: Record<string, string>;
       function: { name: string; version: number; memoryMb: number; timeoutMs: number };
@@ -18,6 +20,7 @@ export type WorkerFrame =
       /** Optional (node): import the function's dependencies ahead of `load` (pre-started runtimes, SOCK's import cache). */
       t: 'preload';
       entry: string;
+      importPaths?: string[];
       env: Record<string, string>;
     }
   | {

@@ -21,8 +21,8 @@ export interface ChildLaunch {
 }
 
 export interface ChildHooks {
-  /** Puts the version's code where the runtime will find it; returns the entry path as the runtime sees it. */
-  placeCode(spec: LoadSpec): Promise<string>;
+  /** Puts the version's code where the runtime will find it; returns the entry path as the runtime sees it (and, for python, its installed requirements' import path). */
+  placeCode(spec: LoadSpec): Promise<string | PlacedCode>;
   /** Current and peak memory of the sandbox, in bytes, and its CPU time where the tier can tell. */
   memory(pid: number): Promise<{ current: number; peak: number; cpuMs?: number }>;
   /** Enforce this RSS cap from userland (tiers without a kernel memory limit). */
@@ -40,6 +40,13 @@ export interface ChildHooks {
   loaded?(spec: LoadSpec): Promise<void>;
 }
 
+export interface PlacedCode {
+  entry: string;
+  importPaths?: string[];
+}
+
+const placedOf = (p: string | PlacedCode): PlacedCode => (typeof p === 'string' ? { entry: p } : p);
+
 interface PendingCall {
   req: InvokeRequest;
   startedAt: number;
@@ -49,8 +56,8 @@ interface PendingCall {
   resolve: (o: InvokeOutcome) => void;
 }
 
-/** The generated module listing a version's dependencies (src/packages/bundle.ts). */
-const PRELOAD_FILE = 'preload.mjs';
+/** The generated file listing a version's dependencies: a module for node (src/packages/bundle.ts), a module list for python (registry/compile.ts). */
+const PRELOAD_FILE = { node: 'preload.mjs', python: '__lamina_preload__.json' } as const;
 
 const versionKey = (spec: LoadSpec): string => `${spec.functionName}@${spec.functionVersion}`;
 
@@ -91,7 +98,7 @@ export class ChildRuntimeSandbox implements Sandbox {
   /** What the runtime said it loaded (fetch handler or event handler). */
   kind: ModuleKind | undefined;
   /** Code placed ahead of `load` by `preload`: which version, and its entry path. */
-  private placed: { key: string; entry: string } | undefined;
+  private placed: { key: string; code: PlacedCode } | undefined;
 
   constructor(
     readonly id: string,
@@ -149,7 +156,7 @@ export class ChildRuntimeSandbox implements Sandbox {
   async load(spec: LoadSpec): Promise<void> {
     if (this.dead) throw new LaminaError('SandboxCrashed', 'the sandbox is not running');
     this.spec = spec;
-    const entry = this.placed?.key === versionKey(spec) ? this.placed.entry : await this.hooks.placeCode(spec);
+    const code = this.placed?.key === versionKey(spec) ? this.placed.code : placedOf(await this.hooks.placeCode(spec));
     if (this.hooks.userlandMemoryLimitBytes) this.rssLimit = this.hooks.userlandMemoryLimitBytes(spec);
     const done = new Promise<void>((resolve, reject) => {
       const limit = Math.max(spec.timeoutMs, MIN_LOAD_TIMEOUT_MS);
@@ -161,7 +168,8 @@ export class ChildRuntimeSandbox implements Sandbox {
     });
     this.send({
       t: 'load',
-      entry,
+      entry: code.entry,
+      ...(code.importPaths?.length ? { importPaths: code.importPaths } : {}),
       handler: spec.handler,
       env: spec.env,
       function: { name: spec.functionName, version: spec.functionVersion, memoryMb: spec.memoryMb, timeoutMs: spec.timeoutMs },
@@ -186,8 +194,8 @@ export class ChildRuntimeSandbox implements Sandbox {
   async preload(spec: LoadSpec): Promise<void> {
     if (this.dead) throw new LaminaError('SandboxCrashed', 'the sandbox is not running');
     if (this.spec || this.placed) throw new Error('preload: the sandbox is already specialized');
-    const entry = await this.hooks.placeCode(spec);
-    this.placed = { key: versionKey(spec), entry };
+    const code = placedOf(await this.hooks.placeCode(spec));
+    this.placed = { key: versionKey(spec), code };
     const done = new Promise<void>((resolve, reject) => {
       const limit = Math.max(spec.timeoutMs, MIN_LOAD_TIMEOUT_MS);
       const timer = setTimeout(() => reject(new LaminaError('Timeout', `preloading took longer than ${limit} ms`)), limit);
@@ -196,7 +204,12 @@ export class ChildRuntimeSandbox implements Sandbox {
         reject: (e) => (clearTimeout(timer), reject(e)),
       };
     });
-    this.send({ t: 'preload', entry: path.posix.join(path.posix.dirname(entry), PRELOAD_FILE), env: spec.env });
+    this.send({
+      t: 'preload',
+      entry: path.posix.join(path.posix.dirname(code.entry), PRELOAD_FILE[this.shape.runtime]),
+      ...(code.importPaths?.length ? { importPaths: code.importPaths } : {}),
+      env: spec.env,
+    });
     try {
       await done;
     } catch (err) {

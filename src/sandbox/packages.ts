@@ -44,7 +44,7 @@ export class PackageViews {
   }
 
   /**
-   * The host path of the view of entry `hash` (its node_modules dir), mirrored
+   * The host path of the view of entry `hash` (its node_modules or site-packages dir), mirrored
    * from `src` (the entry's node_modules in the cache) on first use.
    */
   nodeModules(hash: string, src: string): Promise<string> {
@@ -63,14 +63,15 @@ export class PackageViews {
     const dir = path.join(this.root, name);
     try {
       await mkdir(tmp, { mode: 0o755 });
-      await linkTree(src, path.join(tmp, 'node_modules'));
+      // The view keeps the tree's name: node_modules, or site-packages for Python's.
+      await linkTree(src, path.join(tmp, path.basename(src)));
       await rename(tmp, dir);
     } catch (err) {
       await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
       const code = (err as NodeJS.ErrnoException).code;
       throw new Error(code === 'ENOENT' ? `the function's installed dependencies are missing from the package cache (${src}); redeploy it` : `cannot prepare the function's dependencies: ${(err as Error).message}`);
     }
-    return path.join(dir, 'node_modules');
+    return path.join(dir, path.basename(src));
   }
 }
 

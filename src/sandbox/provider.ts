@@ -1,5 +1,6 @@
 // The sandbox layer's front door for the worker: which tiers this machine can
 // run, which one `auto` means, and a pre-started pool per tier.
+import { PYTHON } from './container/bwrap-args.js';
 import type { Manifest } from '../registry/types.js';
 import { startReaper, sweepLeftovers } from './leftovers.js';
 import { SandboxPool } from './pool.js';
@@ -81,7 +82,18 @@ export class SandboxProvider {
     const tier = this.tierFor(m);
     const pool = this.pools.get(tier);
     if (!pool) return `sandbox tier "${tier}" is not available on this worker: ${this.tiers.find((t) => t.tier === tier)?.reason ?? 'unknown tier'}`;
-    if (!pool.backend.supports(m.runtime)) return `sandbox tier "${tier}" cannot run the ${m.runtime} runtime`;
+    if (!pool.backend.supports(m.runtime)) {
+      if (m.runtime !== 'python') return `sandbox tier "${tier}" cannot run the ${m.runtime} runtime`;
+      // Only the container tier confines a Python interpreter: say whether this worker has it and why not.
+      const container = this.tiers.find((t) => t.tier === 'container');
+      const why =
+        tier === 'container'
+          ? `${PYTHON} is missing or unusable`
+          : container && !container.ok
+            ? `the container tier is unavailable here: ${container.reason}`
+            : `set "sandbox": "container"; this worker runs "auto" functions on "${this.defaultTier}"`;
+      return `sandbox tier "${tier}" cannot run the python runtime: python functions run on the container tier only (${why})`;
+    }
     return undefined;
   }
 

@@ -28,11 +28,13 @@ export interface LoadSpec {
   network: boolean;
   /** Installed dependencies (src/packages): the package-cache entry and its node_modules dir on the host (read-only). The tier makes them resolvable as `node_modules` beside the code. */
   packages?: { hash: string; dir: string };
+  /** Most processes/threads in the sandbox (manifest `processes`); absent: the tier's default. */
+  maxProcesses?: number;
 }
 
 export interface InvokeRequest {
   requestId: string;
-  /** Parsed JSON event. */
+  /** Parsed JSON event (for HTTP functions, the function-URL 2.0 event). */
   event: unknown;
   /** Epoch ms at which the call is cut off. */
   deadlineMs: number;

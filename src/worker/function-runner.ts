@@ -24,6 +24,7 @@ export function loadSpecOf(fv: FunctionVersion): LoadSpec {
     memoryMb: fv.manifest.memoryMb,
     timeoutMs: fv.manifest.timeoutMs,
     network: fv.manifest.network,
+    ...(fv.manifest.processes !== undefined ? { maxProcesses: fv.manifest.processes } : {}),
     ...(fv.packagesHash && fv.packagesDir ? { packages: { hash: fv.packagesHash, dir: fv.packagesDir } } : {}),
   };
 }

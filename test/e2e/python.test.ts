@@ -60,6 +60,6 @@ describe('python functions [container]', { skip: !testTiers().includes('containe
   test('a Python function on a tier that cannot confine it is refused at deploy', async () => {
     const r = await deployRaw(s, fn({ 'f.py': 'def f(e):\n    return 1\n' }, { name: 'pyproc', sandbox: 'process' }), 'pyproc');
     assert.equal(r.status, 400, r.text);
-    assert.match(r.body.error.message, /cannot run the python runtime/);
+    assert.match(r.body.error.message, /"sandbox": "process" cannot run python.*"auto" or "container"/);
   });
 });

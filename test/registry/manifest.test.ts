@@ -153,16 +153,19 @@ test('the manifest must be a JSON object', () => {
 });
 
 test('bad names: in the manifest, from the directory, and directly', () => {
-  rejects({ name: 'Hello' }, ['"name"', 'a-z, 0-9', '(got "Hello")']);
+  rejects({ name: 'Hello world' }, ['"name"', 'A-Z, a-z, 0-9', '(got "Hello world")']);
   rejects({ name: '-x' }, ['"name"']);
+  rejects({ name: '.x' }, ['"name"']);
   rejects({ name: 'a'.repeat(64) }, ['"name"']);
   rejects({}, ['directory name "My Func"', 'set "name"'], { dirName: 'My Func', files: ['index.ts'] });
   assert.equal(parseManifest({ name: 'ok' }, { dirName: 'My Func', files: ['index.ts'] }).name, 'ok');
   assert.doesNotThrow(() => validateFunctionName('a'));
   assert.doesNotThrow(() => validateFunctionName('a'.repeat(63)));
   assert.doesNotThrow(() => validateFunctionName('0-a_b'));
-  for (const bad of ['', 'A', '_a', 'a'.repeat(64), 'a.b', 'a/b', '../x']) {
-    assert.throws(() => validateFunctionName(bad), /invalid function name .*a-z, 0-9/);
+  // OpenLambda's names: upper case and dots, never a leading dot (so never "." or "..").
+  for (const good of ['L0', 'A', 'a.b', 'a..b', 'Echo-1_x']) assert.doesNotThrow(() => validateFunctionName(good), good);
+  for (const bad of ['', '_a', '.', '..', '.hidden', 'a'.repeat(64), 'a/b', '../x', 'a b', 'a\\b', 'é']) {
+    assert.throws(() => validateFunctionName(bad), /invalid function name .*A-Z, a-z, 0-9/, bad);
   }
 });
 
@@ -173,6 +176,6 @@ test('entry must exist, stay inside the directory and suit the runtime', () => {
   rejects({ entry: 'lib/../../index.ts' }, ['"entry" must be a relative path inside']);
   rejects({ entry: '/etc/passwd.js' }, ['"entry" must be a relative path inside']);
   rejects({ entry: 'lib\\util.ts' }, ['"entry" must be a relative path inside']);
-  rejects({ entry: 'index.py' }, ['"entry" must be a', 'node runtime'], { dirName: 'x', files: ['index.py'] });
+  rejects({ runtime: 'node', entry: 'index.py' }, ['"entry" must be a', 'node runtime'], { dirName: 'x', files: ['index.py'] });
   assert.equal(parseManifest({ entry: 'lib/./util.ts' }, nodeCtx).entry, 'lib/util.ts');
 });

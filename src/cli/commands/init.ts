@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { CliError } from '../client.js';
+import { isValidFunctionName } from '../../registry/manifest.js';
 
 const HANDLER = `// A Lamina function. Deploy with \`lamina deploy .\`, call with \`lamina invoke NAME --data '{"name":"you"}'\`.
 
@@ -31,8 +32,8 @@ export function registerInit(program: Command): void {
     .argument('<dir>', 'directory to create (its name becomes the function name)')
     .description('scaffold a TypeScript function')
     .action((dir: string) => {
-      const name = path.basename(path.resolve(dir)).toLowerCase();
-      if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name)) throw new CliError(`"${name}" is not a valid function name (lowercase letters, digits, - and _, up to 63)`);
+      const name = path.basename(path.resolve(dir));
+      if (!isValidFunctionName(name)) throw new CliError(`"${name}" is not a valid function name (letters, digits, ".", "-" and "_", starting with a letter or digit, up to 63)`);
       if (existsSync(dir) && readdirSync(dir).length > 0) throw new CliError(`${dir} exists and is not empty`);
       mkdirSync(dir, { recursive: true });
       writeFileSync(path.join(dir, 'index.ts'), HANDLER);

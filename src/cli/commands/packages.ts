@@ -8,6 +8,8 @@ import { table } from '../table.js';
 
 interface EntryView {
   hash: string;
+  /** npm or pip. */
+  ecosystem?: string;
   sizeBytes: number;
   files: number;
   dependencies: string[];
@@ -27,7 +29,7 @@ interface InstallView {
 }
 
 interface PackagesView {
-  installer: { mode: string; registry: string; npm: string; limits: { timeoutMs: number; memoryMb: number; maxMb: number } };
+  installer: { mode: string; registry: string; npm: string; pip?: { indexUrl: string }; limits: { timeoutMs: number; memoryMb: number; maxMb: number } };
   entries: EntryView[];
   totalBytes: number;
   installing: InstallView[];
@@ -56,12 +58,12 @@ export function registerPackages(program: Command): void {
       const v = await client().admin<PackagesView>('GET', '/api/v1/packages');
       if (v.entries.length === 0) console.log('the package cache is empty');
       else {
-        const rows = v.entries.map((e) => [e.hash.slice(0, 12), formatBytes(e.sizeBytes), e.files, e.packages, e.dependencies.slice(0, 4).join(', ') + (e.dependencies.length > 4 ? ', ...' : ''), usedBy(e)] as (string | number)[]);
-        console.log(table(['ENTRY', 'SIZE', 'FILES', 'PACKAGES', 'DEPENDENCIES', 'USED BY'], rows));
+        const rows = v.entries.map((e) => [e.hash.slice(0, 12), e.ecosystem ?? 'npm', formatBytes(e.sizeBytes), e.files, e.packages, e.dependencies.slice(0, 4).join(', ') + (e.dependencies.length > 4 ? ', ...' : ''), usedBy(e)] as (string | number)[]);
+        console.log(table(['ENTRY', 'KIND', 'SIZE', 'FILES', 'PACKAGES', 'DEPENDENCIES', 'USED BY'], rows));
         console.log(`\n${v.entries.length} entr${v.entries.length === 1 ? 'y' : 'ies'}, ${formatBytes(v.totalBytes)}; unused entries are removed by \`lamina packages gc\``);
       }
       for (const i of v.installing) console.log(`installing for ${i.function}: ${i.phase}, ${Math.round(i.elapsedMs / 1000)} s, ${formatBytes(i.bytes)}`);
-      console.log(`installer: ${v.installer.mode}, registry ${v.installer.registry}, npm ${v.installer.npm}; limits ${Math.round(v.installer.limits.timeoutMs / 1000)} s, ${v.installer.limits.memoryMb} MB memory, ${v.installer.limits.maxMb} MB installed`);
+      console.log(`installer: ${v.installer.mode}, registry ${v.installer.registry}, npm ${v.installer.npm}${v.installer.pip ? `, pip index ${v.installer.pip.indexUrl}` : ''}; limits ${Math.round(v.installer.limits.timeoutMs / 1000)} s, ${v.installer.limits.memoryMb} MB memory, ${v.installer.limits.maxMb} MB installed`);
     });
   packages
     .command('gc')

@@ -125,12 +125,16 @@ export class ContainerBackend implements SandboxBackend {
       placeCode: async (spec) => {
         // The directory is already mounted at /var/task: files placed now appear inside.
         await placeCodeFiles(spec.codeDir, codeDir);
+        const entry = path.posix.join(SANDBOX_PATHS.code, spec.entry);
         if (spec.packages) {
           // The views directory is mounted at /var/packages; the link is resolved inside the sandbox.
           const view = await packageViews(this.runDir).nodeModules(spec.packages.hash, spec.packages.dir);
-          await symlink(path.posix.join(SANDBOX_PATHS.packages, path.basename(path.dirname(view)), 'node_modules'), path.join(codeDir, 'node_modules'));
+          const inside = path.posix.join(SANDBOX_PATHS.packages, path.basename(path.dirname(view)), path.basename(view));
+          // Python: the runtime puts the requirements' site-packages (read-only) on its import path.
+          if (shape.runtime === 'python') return { entry, importPaths: [inside] };
+          await symlink(inside, path.join(codeDir, 'node_modules'));
         }
-        return path.posix.join(SANDBOX_PATHS.code, spec.entry);
+        return entry;
       },
       memory: async () => {
         const [m, cpuMs] = await Promise.all([cg.memory(), cg.cpuMs()]);
@@ -148,6 +152,10 @@ export class ContainerBackend implements SandboxBackend {
             child.kill('SIGKILL');
           }
         }, 250).unref();
+      },
+      // A function's own task cap (ol.yaml limits.procs / manifest "processes") replaces the tier's default.
+      loaded: async (spec) => {
+        if (spec.maxProcesses !== undefined) await cg.setPidsMax(spec.maxProcesses);
       },
       pause: () => cg.freeze(),
       resume: () => cg.thaw(),

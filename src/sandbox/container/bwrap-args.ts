@@ -3,7 +3,8 @@
 // libraries it links, the runtime file, the function's code, a few generated
 // /etc files, its own /proc, a minimal /dev and a private size-capped /tmp.
 import { spawnSync } from 'node:child_process';
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync } from 'node:fs';
+import path from 'node:path';
 
 /** Where things are inside every sandbox. */
 export const SANDBOX_PATHS = {
@@ -37,13 +38,66 @@ export function nodeBinds(execPath = process.execPath): Bind[] {
   return binds;
 }
 
-/** The Python interpreter, its libraries and its standard library, or undefined when there is no Python. */
+/** Shared objects named by the dynamic loader's trace output ("name => /path (0x...)" or "/path (0x...)"). */
+function tracedLibraries(output: string): string[] {
+  const out: string[] = [];
+  for (const line of output.split('\n')) {
+    const m = /(?:=>\s*)?(\/\S+)\s+\(0x[0-9a-f]+\)/.exec(line);
+    if (m && existsSync(m[1]!)) out.push(m[1]!);
+  }
+  return out;
+}
+
+/**
+ * The shared libraries every extension module of the standard library links
+ * (libffi for ctypes, libssl for ssl, libsqlite3, libbz2, liblzma, readline's
+ * and curses' libraries...), found by asking the dynamic loader to list each
+ * module's dependencies (`ld.so --list`, which loads nothing of the module).
+ */
+export function extensionLibraries(dirs: string[], loader: string): string[] {
+  const files: string[] = [];
+  for (const dir of dirs) {
+    try {
+      for (const n of readdirSync(dir)) if (n.endsWith('.so')) files.push(path.join(dir, n));
+    } catch {
+      /* no such dir */
+    }
+  }
+  if (files.length === 0) return [];
+  // One shell runs the loader per module: one spawn from here instead of dozens (this runs at startup).
+  const r = spawnSync('/bin/sh', ['-c', 'l="$1"; shift; for f; do "$l" --list "$f"; done', 'lamina-ldd', loader, ...files], { encoding: 'utf8', timeout: 30_000 });
+  return [...new Set(tracedLibraries(r.stdout ?? ''))];
+}
+
+/** Read-only data some standard modules read at run time (zoneinfo's time zones), bound when present. */
+const PYTHON_DATA = ['/usr/share/zoneinfo'];
+
+/**
+ * The Python interpreter, its libraries, its standard library (extension
+ * modules included, with the libraries they link) and the data its modules
+ * read, or undefined when there is no Python.
+ */
 export function pythonBinds(python = PYTHON): Bind[] | undefined {
   if (!existsSync(python)) return undefined;
-  const r = spawnSync(python, ['-I', '-c', 'import sysconfig; print(sysconfig.get_paths()["stdlib"])'], { encoding: 'utf8', timeout: 10_000 });
-  const stdlib = r.stdout?.trim();
+  const r = spawnSync(python, ['-I', '-c', 'import sys, sysconfig; p = sysconfig.get_paths(); print(p["stdlib"]); print(p["platstdlib"]); print(getattr(sys, "_stdlib_dir", "") or "")'], { encoding: 'utf8', timeout: 10_000 });
+  const [stdlib, platstdlib] = (r.stdout ?? '').split('\n').map((l) => l.trim());
   if (r.status !== 0 || !stdlib || !existsSync(stdlib)) return undefined;
-  return [...nodeBinds(python), [realpathSync(stdlib), stdlib]];
+  const binds: Bind[] = nodeBinds(python);
+  const seen = new Set(binds.map(([, dest]) => dest));
+  const add = (dest: string) => {
+    if (seen.has(dest) || !existsSync(dest)) return;
+    seen.add(dest);
+    binds.push([realpathSync(dest), dest]);
+  };
+  add(stdlib);
+  if (platstdlib) add(platstdlib);
+  const loader = binds.map(([, dest]) => dest).find((d) => /\/ld-linux[^/]*\.so/.test(d) || /\/ld-musl[^/]*\.so/.test(d));
+  if (loader) {
+    const dynload = [...new Set([stdlib, platstdlib].filter((d): d is string => !!d).map((d) => path.join(d, 'lib-dynload')))];
+    for (const lib of extensionLibraries(dynload, loader)) add(lib);
+  }
+  for (const d of PYTHON_DATA) add(d);
+  return binds;
 }
 
 export interface BwrapSpec {

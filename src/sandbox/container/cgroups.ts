@@ -27,6 +27,8 @@ export interface SandboxCgroup {
   cpuMs(): Promise<number>;
   /** OOM kills seen in this cgroup; remembered after `remove`. */
   oomKills(): Promise<number>;
+  /** Changes the task cap (a function's own `processes` limit, set when it loads). */
+  setPidsMax(n: number): Promise<void>;
   /** Resolves once every task is frozen. */
   freeze(): Promise<void>;
   thaw(): Promise<void>;
@@ -187,6 +189,7 @@ abstract class BaseCgroup implements SandboxCgroup {
   ) {}
   abstract memory(): Promise<{ current: number; peak: number }>;
   abstract cpuMs(): Promise<number>;
+  abstract setPidsMax(n: number): Promise<void>;
   abstract freeze(): Promise<void>;
   abstract thaw(): Promise<void>;
   abstract killAll(spare?: number): void;
@@ -225,13 +228,17 @@ class V1Cgroup extends BaseCgroup {
     super(dirs, dirs.map((d) => path.join(d, 'cgroup.procs')), onRemoved);
   }
 
+  async setPidsMax(n: number): Promise<void> {
+    await writeFile(path.join(this.dir.pids, 'pids.max'), String(n));
+  }
+
   async setLimits(l: CgroupLimits): Promise<void> {
     const mem = this.dir.memory;
     await writeFile(path.join(mem, 'memory.limit_in_bytes'), String(l.memoryBytes));
     // memsw (memory+swap) exists when swap accounting is on: equal limits mean no swap.
     if (existsSync(path.join(mem, 'memory.memsw.limit_in_bytes'))) await writeFile(path.join(mem, 'memory.memsw.limit_in_bytes'), String(l.memoryBytes));
     await writeFile(path.join(mem, 'memory.swappiness'), '0').catch(() => undefined);
-    await writeFile(path.join(this.dir.pids, 'pids.max'), String(l.pidsMax));
+    await this.setPidsMax(l.pidsMax);
     if (this.dir.cpu) {
       await writeFile(path.join(this.dir.cpu, 'cpu.shares'), String(l.cpuShares));
       if (l.cpuQuotaCores > 0) {
@@ -290,6 +297,10 @@ class V1Cgroup extends BaseCgroup {
 }
 
 class V2Cgroup extends BaseCgroup {
+  async setPidsMax(n: number): Promise<void> {
+    if (this.controllers.has('pids')) await writeFile(path.join(this.dir, 'pids.max'), String(n));
+  }
+
   constructor(
     private readonly dir: string,
     private readonly controllers: Set<string>,
@@ -306,7 +317,7 @@ class V2Cgroup extends BaseCgroup {
       // On OOM, kill the whole sandbox rather than one task of it.
       if (existsSync(path.join(this.dir, 'memory.oom.group'))) await w('memory.oom.group', '1');
     }
-    if (this.controllers.has('pids')) await w('pids.max', String(l.pidsMax));
+    await this.setPidsMax(l.pidsMax);
     if (this.controllers.has('cpu')) {
       // cpu.weight (1..10000, default 100) from cpu.shares (2..262144, default 1024), as runc maps it.
       await w('cpu.weight', String(Math.round(1 + ((l.cpuShares - 2) * 9999) / 262142)));
