@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { ChildRuntimeSandbox } from '../../src/sandbox/child-runtime.js';
 import { placeCodeFiles } from '../../src/sandbox/code.js';
-import type { InvokeHttp, LoadSpec } from '../../src/sandbox/types.js';
+import type { HttpFrame, LoadSpec } from '../../src/sandbox/types.js';
 import { runtimeFile } from '../../src/util/paths.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'lamina-pyhttp-'));
@@ -79,9 +79,9 @@ function event(r: Req): Record<string, unknown> {
   return e;
 }
 
-function call(sb: ChildRuntimeSandbox, mode: InvokeHttp['mode'], r: Req = {}) {
+function call(sb: ChildRuntimeSandbox, mode: HttpFrame['mode'], r: Req = {}) {
   const p = r.path ?? '/';
-  const http: InvokeHttp = { mode, url: `http://127.0.0.1:5000/run/web${p === '/' ? '' : p}${r.query ? `?${r.query}` : ''}`, basePath: '/run/web' };
+  const http: HttpFrame = { mode, url: `http://127.0.0.1:5000/run/web${p === '/' ? '' : p}${r.query ? `?${r.query}` : ''}`, basePath: '/run/web' };
   return sb.invoke({ requestId: `r${Math.random()}`, event: event(r), http, deadlineMs: Date.now() + 5000, coldStart: false });
 }
 
@@ -318,7 +318,7 @@ def app(environ, start_response):
     return [b"fine"]
 
 `, 'app');
-  const expectInvalid = async (mode: InvokeHttp['mode'], p: string, re: RegExp) => {
+  const expectInvalid = async (mode: HttpFrame['mode'], p: string, re: RegExp) => {
     const r = await call(sb, mode, { path: p });
     assert.equal(r.ok, false, p);
     assert.equal(r.error?.type, 'InvalidResponse', `${p}: ${JSON.stringify(r.error)}`);
