@@ -6,6 +6,8 @@ import { LaminaError, isLaminaError } from '../errors.js';
 import type { InvocationStore } from '../metering/store.js';
 import type { Registry } from '../registry/registry.js';
 import type { Manifest } from '../registry/types.js';
+import type { AsyncQueue } from '../triggers/queue.js';
+import type { InvokeOptions } from '../worker/invoke-options.js';
 import type { CallResult, InstanceView, WorkerStats } from '../worker/worker.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { registerInvokeRoutes } from './invoke-routes.js';
@@ -20,7 +22,7 @@ import type { Metrics } from './metrics.js';
  */
 export interface Invoker {
   readonly id: string;
-  invoke(name: string, requestId: string, event: unknown): Promise<CallResult>;
+  invoke(name: string, requestId: string, event: unknown, opts?: InvokeOptions): Promise<CallResult>;
   /** Instances and memory, for /metrics and the admin API (in a cluster: merged from the workers' last heartbeats). */
   stats(): WorkerStats;
   /** Live instances of one function with their sandboxes' readings (memory, CPU, paused), where the invoker holds them. */
@@ -39,6 +41,8 @@ export interface GatewayDeps {
   checkManifest: (m: Manifest) => string | undefined;
   health: () => Record<string, unknown>;
   log: { error: (obj: unknown, msg?: string) => void };
+  /** The durable async queue (src/triggers): `x-lamina-invocation-type: Event` calls, GET /api/v1/queue. */
+  asyncQueue?: AsyncQueue;
 }
 
 export function errorBody(err: LaminaError, requestId?: string): string {

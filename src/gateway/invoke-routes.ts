@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { LaminaError, isLaminaError } from '../errors.js';
+import { acceptEvent, wantsAsync } from '../triggers/accept.js';
 import type { GatewayDeps } from './app.js';
 import { sendError } from './app.js';
 
@@ -42,6 +43,7 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: GatewayDeps): v
       deps.metrics.rejected(name, 'BadRequest');
       return sendError(reply, err as LaminaError, requestId);
     }
+    if (deps.asyncQueue && wantsAsync(req.headers)) return acceptEvent(deps.asyncQueue, reply, { function: name, requestId, event });
     try {
       const { outcome, record } = await deps.worker.invoke(name, requestId, event);
       deps.metrics.observe(record);

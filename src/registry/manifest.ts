@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { LaminaError } from '../errors.js';
+import { compileCron } from '../util/cron.js';
 import { HTTP_METHODS, type HttpMethod, type Manifest } from './types.js';
 
 const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -36,7 +37,32 @@ const FIELDS = {
     z.strictObject({ methods: z.array(methodSchema).min(1).optional() }),
     'an object such as {"methods": ["GET", "POST"]}',
   ],
+  async: [
+    z.strictObject({
+      retries: z.number().int().min(0).max(10).optional(),
+      maxEventAgeS: z.number().int().min(60).max(21600).optional(),
+      onSuccess: z.string().regex(NAME_RE).optional(),
+      onFailure: z.string().regex(NAME_RE).optional(),
+    }),
+    'an object such as {"retries": 2, "maxEventAgeS": 21600, "onSuccess": "fn", "onFailure": "fn"}',
+  ],
+  schedules: [
+    z
+      .array(z.strictObject({ cron: z.string().min(1), event: z.unknown().optional(), timezone: z.string().min(1).optional() }))
+      .max(50),
+    'an array (at most 50) of objects such as {"cron": "0 */5 * * * *", "event": {}, "timezone": "UTC"}',
+  ],
 } as const;
+
+const NESTED_RULES: Record<string, string> = {
+  'async.retries': 'an integer between 0 and 10',
+  'async.maxEventAgeS': 'an integer between 60 and 21600',
+  'async.onSuccess': `a function name (${NAME_RULE})`,
+  'async.onFailure': `a function name (${NAME_RULE})`,
+  'schedules.cron': 'a cron expression string',
+  'schedules.timezone': 'an IANA time zone name such as "UTC"',
+};
+const NESTED_KNOWN: Record<string, string> = { http: 'methods', async: 'retries, maxEventAgeS, onSuccess, onFailure', schedules: 'cron, event, timezone' };
 
 const METHODS_RULE = `a non-empty array of HTTP methods (${HTTP_METHODS.join(', ')})`;
 const METHOD_RULE = `one of ${HTTP_METHODS.join(', ')}`;
@@ -79,13 +105,15 @@ function rule(p: readonly PropertyKey[]): string {
   const [top, second] = p;
   if (top === 'env' && p.length === 2) return 'a string';
   if (top === 'http' && second === 'methods') return p.length === 2 ? METHODS_RULE : METHOD_RULE;
+  const nested = NESTED_RULES[`${String(top)}.${String(typeof second === 'number' ? p[2] : second)}`];
+  if (nested && p.length >= 2) return nested;
   return FIELDS[top as FieldName]?.[1] ?? 'valid';
 }
 
 function issueMessage(issue: z.core.$ZodIssue, raw: unknown): string {
   if (issue.code === 'unrecognized_keys') {
     const prefix = issue.path.length ? `${pathText(issue.path)}.` : '';
-    const known = issue.path.length ? 'methods' : FIELD_NAMES.join(', ');
+    const known = issue.path.length ? (NESTED_KNOWN[String(issue.path[0])] ?? '') : FIELD_NAMES.join(', ');
     const names = issue.keys.map((k) => `"${prefix}${k}"`).join(', ');
     return `unknown field${issue.keys.length > 1 ? 's' : ''} ${names} (known: ${known})`;
   }
@@ -183,6 +211,16 @@ export function parseManifest(raw: unknown, ctx: { dirName: string; files: strin
     ? [...new Set(m.http.methods.map((x) => x.toUpperCase() as HttpMethod))]
     : [...HTTP_METHODS];
 
+  const schedules = (m.schedules ?? []).map((sch, i) => {
+    const timezone = sch.timezone ?? 'UTC';
+    try {
+      compileCron(sch.cron, timezone);
+    } catch (err) {
+      throw invalid(`"schedules[${i}]": ${(err as Error).message}`);
+    }
+    return { cron: sch.cron.trim(), event: sch.event === undefined ? {} : sch.event, timezone };
+  });
+
   return {
     name,
     runtime,
@@ -196,5 +234,7 @@ export function parseManifest(raw: unknown, ctx: { dirName: string; files: strin
     env: { ...env },
     network: m.network ?? false,
     http: { methods },
+    ...(m.async ? { async: { retries: m.async.retries ?? 2, maxEventAgeS: m.async.maxEventAgeS ?? 21600, ...(m.async.onSuccess ? { onSuccess: m.async.onSuccess } : {}), ...(m.async.onFailure ? { onFailure: m.async.onFailure } : {}) } } : {}),
+    ...(schedules.length ? { schedules } : {}),
   };
 }

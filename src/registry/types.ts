@@ -19,6 +19,29 @@ export interface Manifest {
   env: Record<string, string>;
   network: boolean;
   http: { methods: HttpMethod[] };
+  /** Async calls (src/triggers): retries, event age, destinations. Absent: the defaults (2 retries, 21600 s, none). */
+  async?: AsyncSettings;
+  /** Cron schedules (src/triggers). Absent: none. */
+  schedules?: ScheduleSpec[];
+}
+
+export interface AsyncSettings {
+  /** 0 to 10 (default 2). */
+  retries: number;
+  /** 60 to 21600 (default 21600). */
+  maxEventAgeS: number;
+  /** Function called asynchronously with the destination record. */
+  onSuccess?: string;
+  onFailure?: string;
+}
+
+export interface ScheduleSpec {
+  /** Five fields, or six with seconds first. */
+  cron: string;
+  /** The event each firing sends (default {}). */
+  event: unknown;
+  /** IANA time zone (default UTC). */
+  timezone: string;
 }
 
 /** One deployed, immutable version of a function. */

@@ -7,6 +7,7 @@ import type { InvocationRecord, InvocationStatus } from '../metering/types.js';
 import type { FunctionVersion } from '../registry/types.js';
 import type { InvokeOutcome, LoadSpec, Sandbox } from '../sandbox/types.js';
 import { Instance } from './instance.js';
+import type { InvokeOptions } from './invoke-options.js';
 
 /** What a sandbox needs to specialize for a version. */
 export function loadSpecOf(fv: FunctionVersion): LoadSpec {
@@ -49,6 +50,7 @@ export interface RunnerDeps {
 interface QueuedCall {
   requestId: string;
   event: unknown;
+  opts: InvokeOptions | undefined;
   resolve: (r: CallResult) => void;
   reject: (e: unknown) => void;
 }
@@ -71,14 +73,14 @@ export class FunctionRunner {
     return this.queue.length;
   }
 
-  invoke(requestId: string, event: unknown): Promise<CallResult> {
+  invoke(requestId: string, event: unknown, opts?: InvokeOptions): Promise<CallResult> {
     if (this.removed) return Promise.reject(new LaminaError('FunctionNotFound', `function "${this.name}" does not exist`));
     const inst = this.pickInstance();
-    if (inst) return this.run(inst, requestId, event);
+    if (inst) return this.run(inst, requestId, event, opts);
     if (this.queue.length >= this.deps.maxQueue)
       return Promise.reject(new LaminaError('TooManyRequests', `function "${this.name}" has ${this.queue.length} calls waiting (the queue's limit); retry later`));
     return new Promise<CallResult>((resolve, reject) => {
-      this.queue.push({ requestId, event, resolve, reject });
+      this.queue.push({ requestId, event, opts, resolve, reject });
       this.scale();
     });
   }
@@ -231,7 +233,7 @@ export class FunctionRunner {
     }
     while (inst.hasRoom() && this.queue.length > 0) {
       const c = this.queue.shift()!;
-      this.run(inst, c.requestId, c.event).then(c.resolve, c.reject);
+      this.run(inst, c.requestId, c.event, c.opts).then(c.resolve, c.reject);
     }
     if (inst.inflight === 0) {
       if (this.deps.offerIdle(this, inst)) return;
@@ -251,7 +253,7 @@ export class FunctionRunner {
     }, this.deps.pauseAfterMs);
   }
 
-  private async run(inst: Instance, requestId: string, event: unknown): Promise<CallResult> {
+  private async run(inst: Instance, requestId: string, event: unknown, opts?: InvokeOptions): Promise<CallResult> {
     const sandbox = inst.sandbox!;
     const fv = inst.version;
     inst.inflight++;
@@ -267,7 +269,7 @@ export class FunctionRunner {
     const outcome = await sandbox.invoke({ requestId, event, deadlineMs: startedAt + fv.manifest.timeoutMs, coldStart: cold });
     inst.inflight--;
     inst.lastUsed = Date.now();
-    const record = this.recordFor(inst, requestId, startedAt, cold, outcome);
+    const record = this.recordFor(inst, requestId, startedAt, cold, outcome, opts);
     this.deps.record(record);
     if (!sandbox.alive) {
       // A dead instance is replaced on demand: queued calls start a fresh one.
@@ -279,12 +281,13 @@ export class FunctionRunner {
     return { outcome, record };
   }
 
-  private recordFor(inst: Instance, requestId: string, startedAt: number, cold: boolean, outcome: InvokeOutcome): InvocationRecord {
+  private recordFor(inst: Instance, requestId: string, startedAt: number, cold: boolean, outcome: InvokeOutcome, opts?: InvokeOptions): InvocationRecord {
     const m = inst.version.manifest;
     const billed = billedMs(outcome.durationMs, this.deps.billingGranularityMs);
     const status: InvocationStatus = outcome.ok ? 'Success' : outcome.error!.type;
     return {
-      requestId,
+      // Each retry of an async event is billed as its own record.
+      requestId: opts?.attempt && opts.attempt > 1 ? `${requestId}#${opts.attempt}` : requestId,
       function: inst.version.name,
       version: inst.version.version,
       worker: this.deps.workerId,
@@ -300,6 +303,7 @@ export class FunctionRunner {
       status,
       statusCode: outcome.ok ? 200 : ERROR_STATUS[outcome.error!.type],
       logs: outcome.logs,
+      trigger: opts?.trigger ?? 'http',
     };
   }
 }

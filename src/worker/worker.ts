@@ -8,6 +8,7 @@ import type { FunctionVersion, RegistryEvents } from '../registry/types.js';
 import type { LoadSpec, Sandbox } from '../sandbox/types.js';
 import { FunctionRunner, loadSpecOf, type CallResult } from './function-runner.js';
 import type { Instance } from './instance.js';
+import type { InvokeOptions } from './invoke-options.js';
 import { MemoryBudget } from './memory-budget.js';
 
 export type { CallResult } from './function-runner.js';
@@ -105,7 +106,7 @@ export class Worker {
     return this.opts.id;
   }
 
-  invoke(name: string, requestId: string, event: unknown): Promise<CallResult> {
+  invoke(name: string, requestId: string, event: unknown, opts?: InvokeOptions): Promise<CallResult> {
     if (this.stopping) return Promise.reject(new LaminaError('ServiceUnavailable', 'the worker is shutting down'));
     const fv = this.catalog.current(name);
     if (!fv) return Promise.reject(new LaminaError('FunctionNotFound', `function "${name}" does not exist`));
@@ -118,7 +119,7 @@ export class Worker {
     } else if (runner.version.version < fv.version) {
       runner.update(fv);
     }
-    return runner.invoke(requestId, event);
+    return runner.invoke(requestId, event, opts);
   }
 
   stats(): WorkerStats {
