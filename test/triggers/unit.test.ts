@@ -12,7 +12,7 @@ import { openDatabase } from '../../src/store/db.js';
 import { backoffMs, MAX_BACKOFF_MS } from '../../src/triggers/backoff.js';
 import { destinationRecord } from '../../src/triggers/destination.js';
 import { AsyncQueue } from '../../src/triggers/queue.js';
-import { Scheduler, scheduleViews } from '../../src/triggers/scheduler.js';
+import { Scheduler, scheduleViews, type ScheduleCatalog } from '../../src/triggers/scheduler.js';
 import { compileCron, nextFiring } from '../../src/util/cron.js';
 
 test('backoff doubles from the base, with jitter in the upper half', () => {
@@ -91,7 +91,7 @@ test('two schedulers on one database fire each tick once; a deploy re-arms and a
   try {
     const queue = new AsyncQueue(db);
     const catalogs = [new FakeCatalog(), new FakeCatalog()];
-    const schedulers = catalogs.map((c) => new Scheduler(db, queue, c, { log: (m) => assert.fail(m) }));
+    const schedulers = catalogs.map((c) => new Scheduler(db, queue, c as unknown as ScheduleCatalog, { log: (m) => assert.fail(m) }));
     for (const c of catalogs) c.set('tick', [{ cron: '* * * * * *', event: { v: 1 }, timezone: 'UTC' }]);
     for (const s of schedulers) s.start();
     const rows = () => db.kysely.selectFrom('async_events').selectAll().where('function', '=', 'tick').execute();
