@@ -38,8 +38,8 @@ export class Client {
     this.url = resolveUrl(opts);
   }
 
-  async request(method: string, route: string, init: { body?: Buffer | string; admin?: boolean; contentType?: string } = {}): Promise<ApiResponse> {
-    const headers: Record<string, string> = {};
+  async request(method: string, route: string, init: { body?: Buffer | string; admin?: boolean; contentType?: string; headers?: Record<string, string> } = {}): Promise<ApiResponse> {
+    const headers: Record<string, string> = { ...init.headers };
     if (init.admin !== false) headers.authorization = `Bearer ${(this.token ??= resolveToken(this.opts))}`;
     if (init.body !== undefined) headers['content-type'] = init.contentType ?? 'application/json';
     let res: Response;

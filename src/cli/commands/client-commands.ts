@@ -54,8 +54,9 @@ export function registerClientCommands(program: Command): void {
     .option('-d, --data <json>', 'the event, as JSON (default {})')
     .option('-X, --method <method>', 'HTTP method', 'POST')
     .option('-v, --verbose', 'print the response headers on stderr')
+    .option('--async', 'queue the call (202) and print {"requestId"}; see `lamina queue`')
     .description('call a function and print its JSON result')
-    .action(async (name: string, o: { data?: string; method: string; verbose?: boolean }) => {
+    .action(async (name: string, o: { data?: string; method: string; verbose?: boolean; async?: boolean }) => {
       if (o.data !== undefined) {
         try {
           JSON.parse(o.data);
@@ -63,7 +64,7 @@ export function registerClientCommands(program: Command): void {
           throw new CliError(`--data is not valid JSON: ${(err as Error).message}`);
         }
       }
-      const res = await client(program).request(o.method.toUpperCase(), `/run/${encodeURIComponent(name)}`, { body: o.data, admin: false });
+      const res = await client(program).request(o.method.toUpperCase(), `/run/${encodeURIComponent(name)}`, { body: o.data, admin: false, ...(o.async ? { headers: { 'x-lamina-invocation-type': 'Event' } } : {}) });
       if (o.verbose) for (const [k, v] of res.headers) if (k.startsWith('x-lamina-')) console.error(`${k}: ${v}`);
       if (res.status >= 400) throw new CliError(errorLine(res));
       console.log(res.text);
