@@ -90,7 +90,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       catalog: registry,
       workerId: worker.id,
       invoke: (name, requestId, event, opts) => worker.invoke(name, requestId, event, opts),
-      warm: () => worker.stats().functions.map((f) => f.name),
+      // No sticky preference on one node: every function is local.
       metrics: asyncMetrics,
       observe: (r) => metrics.observe(r.record),
       recoverAll: true,

@@ -7,7 +7,7 @@
 // take the same event and never wait for each other.
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { sql, type Selectable, type Transaction } from 'kysely';
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { Database, Db } from '../store/db.js';
 import type { AsyncEventsTable } from '../store/schema.js';
 import type { InvocationTrigger } from '../worker/invoke-options.js';
@@ -96,17 +96,53 @@ function toClaimed(r: Row, attempts: number): ClaimedEvent {
   };
 }
 
+/** Most rows in one group-committed insert (SQLite's bound-parameter cap: 14 columns x 60 rows stays under it). */
+const GROUP_MAX = 60;
+
 export class AsyncQueue extends EventEmitter<{ enqueued: [name: string] }> {
+  /** Events accepted in the current turn of the event loop, committed together (group commit). */
+  private group: { row: AsyncEventsTable; resolve: () => void; reject: (e: unknown) => void }[] = [];
+
   constructor(private readonly db: Db) {
     super();
   }
 
-  /** Stores an event durably; resolves with its request id once committed. */
+  /**
+   * Stores an event durably; resolves with its request id once committed.
+   * Events accepted in the same turn of the event loop share one INSERT (one
+   * commit), so 32 concurrent accepts cost one write, not 32; none resolves
+   * before the commit that holds it.
+   */
   async enqueue(req: EnqueueRequest): Promise<string> {
     const requestId = req.requestId ?? randomUUID();
-    await this.db.kysely.insertInto('async_events').values(this.row(req, requestId, Date.now())).execute();
+    const row = this.row(req, requestId, Date.now());
+    await new Promise<void>((resolve, reject) => {
+      this.group.push({ row, resolve, reject });
+      if (this.group.length === 1) setImmediate(() => void this.commitGroup());
+    });
     this.emit('enqueued', req.function);
     return requestId;
+  }
+
+  private async commitGroup(): Promise<void> {
+    const batch = this.group.splice(0);
+    for (let i = 0; i < batch.length; i += GROUP_MAX) {
+      const part = batch.slice(i, i + GROUP_MAX);
+      try {
+        await this.db.kysely.insertInto('async_events').values(part.map((p) => p.row)).execute();
+        for (const p of part) p.resolve();
+      } catch (err) {
+        // One bad row (a duplicate request id) must not fail the others: retry them one by one.
+        if (part.length === 1) part[0]!.reject(err);
+        else
+          for (const p of part)
+            await this.db.kysely
+              .insertInto('async_events')
+              .values(p.row)
+              .execute()
+              .then(p.resolve, p.reject);
+      }
+    }
   }
 
   /** Enqueues inside a caller's transaction (schedule ticks, destinations); the caller emits. */
@@ -142,27 +178,33 @@ export class AsyncQueue extends EventEmitter<{ enqueued: [name: string] }> {
    */
   async claim(owner: string, limit: number, leaseMs: number, skip: string[] = [], prefer: string[] = []): Promise<ClaimedEvent[]> {
     if (limit <= 0) return [];
+    // Sticky preference as a first, narrower claim (an ORDER BY CASE would sort the whole backlog).
+    const first = prefer.length ? await this.claimSome(owner, limit, leaseMs, skip, prefer.filter((f) => !skip.includes(f))) : [];
+    if (first.length >= limit) return first;
+    return [...first, ...(await this.claimSome(owner, limit - first.length, leaseMs, skip))];
+  }
+
+  private async claimSome(owner: string, limit: number, leaseMs: number, skip: string[], only?: string[]): Promise<ClaimedEvent[]> {
+    if (only && only.length === 0) return [];
     const now = Date.now();
-    return this.db.kysely.transaction().execute(async (trx) => {
-      let q = trx.selectFrom('async_events').selectAll().where('status', '=', 'Queued').where('available_at', '<=', now);
-      if (skip.length) q = q.where('function', 'not in', skip);
-      if (prefer.length) q = q.orderBy(sql`case when ${sql.ref('function')} in (${sql.join(prefer)}) then 0 else 1 end`);
-      q = q.orderBy('available_at').orderBy('enqueued_at').limit(limit);
-      if (this.db.dialect === 'postgres') q = q.forUpdate().skipLocked();
-      const rows = await q.execute();
-      if (rows.length === 0) return [];
-      await trx
-        .updateTable('async_events')
-        .set((eb) => ({ status: 'Running', owner, lease_until: now + leaseMs, attempts: eb('attempts', '+', 1) }))
-        .where(
-          'request_id',
-          'in',
-          rows.map((r) => r.request_id),
-        )
-        .where('status', '=', 'Queued')
-        .execute();
-      return rows.map((r) => toClaimed(r, Number(r.attempts) + 1));
-    });
+    // One statement: UPDATE ... WHERE id IN (SELECT ... [FOR UPDATE SKIP LOCKED] LIMIT n) RETURNING *.
+    // On PostgreSQL the locked subquery makes concurrent claimers skip each other's rows.
+    // Ordered by available_at alone so the (status, available_at) index serves it without a sort.
+    const rows = await this.db.kysely
+      .updateTable('async_events')
+      .set((eb) => ({ status: 'Running', owner, lease_until: now + leaseMs, attempts: eb('attempts', '+', 1) }))
+      .where('request_id', 'in', (eb) => {
+        let q = eb.selectFrom('async_events').select('request_id').where('status', '=', 'Queued').where('available_at', '<=', now);
+        if (only) q = q.where('function', 'in', only);
+        if (skip.length) q = q.where('function', 'not in', skip);
+        q = q.orderBy('available_at').limit(limit);
+        if (this.db.dialect === 'postgres') q = q.forUpdate().skipLocked();
+        return q;
+      })
+      .where('status', '=', 'Queued')
+      .returningAll()
+      .execute();
+    return rows.sort((a, b) => Number(a.available_at) - Number(b.available_at)).map((r) => toClaimed(r, Number(r.attempts)));
   }
 
   /** Extends the leases of the events `owner` holds. */
@@ -199,7 +241,9 @@ export class AsyncQueue extends EventEmitter<{ enqueued: [name: string] }> {
 
   /** Ends an event with a final status; `followUp` (a destination call) is enqueued in the same transaction. */
   async finish(ev: ClaimedEvent, owner: string, f: { status: FinalStatus; attempts?: number; result?: unknown; error?: FailureInfo | null; followUp?: FollowUp }): Promise<boolean> {
-    const done = await this.db.kysely.transaction().execute(async (trx) => {
+    // Without a follow-up, one UPDATE is atomic on its own: no transaction round trips.
+    const run = <T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> => (f.followUp ? this.db.kysely.transaction().execute((trx) => fn(trx)) : fn(this.db.kysely));
+    const done = await run(async (trx) => {
       const res = await trx
         .updateTable('async_events')
         .set({
@@ -217,7 +261,7 @@ export class AsyncQueue extends EventEmitter<{ enqueued: [name: string] }> {
         .executeTakeFirst();
       // Lost the lease meanwhile: whoever took the event over records its end.
       if (Number(res.numUpdatedRows) === 0) return false;
-      if (f.followUp) await this.enqueueIn(trx, { function: f.followUp.function, event: f.followUp.event, trigger: 'event', noDestinations: true });
+      if (f.followUp) await this.enqueueIn(trx as Transaction<Database>, { function: f.followUp.function, event: f.followUp.event, trigger: 'event', noDestinations: true });
       return true;
     });
     if (done && f.followUp) this.emit('enqueued', f.followUp.function);
