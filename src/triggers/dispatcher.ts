@@ -22,6 +22,8 @@ const FINAL_ERRORS = new Set<string>(['HandlerError', 'Timeout', 'SandboxCrashed
 /** Refusals for load or shutdown: the event waits and tries again, its attempt given back. */
 const BUSY_ERRORS = new Set<string>(['TooManyRequests', 'ServiceUnavailable']);
 const BUSY_RETRY_MS = 250;
+/** Events claimed per statement. */
+const CLAIM_BATCH = 4;
 
 export interface DispatcherDeps {
   queue: AsyncQueue;
@@ -124,10 +126,13 @@ export class Dispatcher {
         const m = this.deps.manifest(fn);
         if (m && list.length >= this.capOf(m)) skip.push(fn);
       }
-      const claimed = await this.deps.queue.claim(this.deps.owner, free, this.deps.config.leaseMs, skip, this.deps.warm?.() ?? []);
+      // Small batches, re-deciding which functions are full between them: a node never hoards
+      // more than a few events beyond a function's share (other workers of a cluster take them).
+      const batch = Math.min(free, CLAIM_BATCH);
+      const claimed = await this.deps.queue.claim(this.deps.owner, batch, this.deps.config.leaseMs, skip, this.deps.warm?.() ?? []);
       for (const ev of claimed) this.hold(ev);
       for (const fn of new Set(claimed.map((e) => e.function))) this.startWaiting(fn);
-      if (claimed.length < free) return; // drained what is due
+      if (claimed.length < batch) return; // drained what is due
     }
   }
 

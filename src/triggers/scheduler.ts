@@ -5,7 +5,8 @@
 // nothing ran are never replayed. A deploy re-arms the function's schedules at
 // once; a delete drops them.
 import type { Cron } from 'croner';
-import type { Db } from '../store/db.js';
+import type { Transaction } from 'kysely';
+import type { Database, Db } from '../store/db.js';
 import type { FunctionVersion, RegistryEvents, ScheduleSpec } from '../registry/types.js';
 import { compileCron, nextFiring } from '../util/cron.js';
 import type { AsyncQueue } from './queue.js';
@@ -30,6 +31,8 @@ export interface ScheduleView {
 
 interface Armed {
   key: string;
+  /** The function version the schedule was read from. */
+  version: number;
   spec: ScheduleSpec;
   job: Cron;
   timer?: NodeJS.Timeout;
@@ -89,7 +92,8 @@ export class Scheduler {
   /** Re-reads a function's schedules: unchanged ones keep their timers, others are (re)armed or dropped. */
   sync(name: string): void {
     if (this.stopped) return;
-    const specs = this.catalog.current(name)?.manifest.schedules ?? [];
+    const fv = this.catalog.current(name);
+    const specs = fv?.manifest.schedules ?? [];
     const before = new Map((this.armed.get(name) ?? []).map((a) => [a.key, a]));
     const now: Armed[] = [];
     specs.forEach((spec, i) => {
@@ -97,12 +101,13 @@ export class Scheduler {
       const kept = before.get(key);
       if (kept) {
         kept.spec = spec; // the event may have changed
+        kept.version = fv!.version;
         before.delete(key);
         now.push(kept);
         return;
       }
       try {
-        const a: Armed = { key, spec, job: compileCron(spec.cron, spec.timezone) };
+        const a: Armed = { key, version: fv!.version, spec, job: compileCron(spec.cron, spec.timezone) };
         now.push(a);
         this.arm(name, a, new Date());
       } catch (err) {
@@ -133,10 +138,23 @@ export class Scheduler {
     a.timer.unref();
   }
 
+  /** Whether the function's current version (in the database) still has this schedule. */
+  private async stillScheduled(trx: Transaction<Database>, name: string, a: Armed): Promise<boolean> {
+    const fn = await trx.selectFrom('functions').select('current_version').where('name', '=', name).executeTakeFirst();
+    if (!fn || fn.current_version === null) return false;
+    if (Number(fn.current_version) === a.version) return true;
+    const v = await trx.selectFrom('versions').select('manifest').where('name', '=', name).where('version', '=', Number(fn.current_version)).executeTakeFirst();
+    if (!v) return false;
+    const schedules = ((JSON.parse(v.manifest) as { schedules?: ScheduleSpec[] }).schedules ?? []) as ScheduleSpec[];
+    return schedules.some((sch, i) => scheduleKey(i, sch) === a.key);
+  }
+
   /** Fires one tick unless another node already did. */
   private async fire(name: string, a: Armed, tick: number): Promise<void> {
     try {
       const fired = await this.db.kysely.transaction().execute(async (trx) => {
+        // In a cluster this node may not have heard of a delete or redeploy yet: the database decides.
+        if (!(await this.stillScheduled(trx, name, a))) return undefined;
         const res = await trx
           .insertInto('schedule_ticks')
           .values({ function: name, schedule: a.key, tick, request_id: '', fired_at: Date.now() })

@@ -80,14 +80,14 @@ describe('async calls in a cluster', () => {
   test('SIGKILL of a worker holding events: the other takes them over and every event runs', async () => {
     await deployFn(c.gateway.url, 'job', 'export const handler = async (e) => { await new Promise((r) => setTimeout(r, 300)); return { n: e.n }; };', { concurrency: 4 });
     const ids = await Promise.all(Array.from({ length: 60 }, (_, n) => enqueue(c.gateway.url, 'job', { n })));
-    // Wait until both workers hold events, then kill one of them.
+    // Wait until a worker holds events, then kill the one holding the most.
     let victim: string | undefined;
-    for (let i = 0; i < 600 && !victim; i++) {
-      const owners = new Set((await statuses(ids)).filter((r) => r.status === 'Running').map((r) => String(r.owner).split('/')[0]));
-      if (owners.has('w1') && owners.has('w2')) victim = 'w2';
+    for (let i = 0; i < 1200 && !victim; i++) {
+      const owners = (await statuses(ids)).filter((r) => r.status === 'Running').map((r) => String(r.owner).split('/')[0]!);
+      if (owners.length) victim = ['w1', 'w2'].sort((x, y) => owners.filter((o) => o === y).length - owners.filter((o) => o === x).length)[0];
       else await sleep(50);
     }
-    assert.ok(victim, 'both workers ran events');
+    assert.ok(victim, 'a worker ran events');
     const held = (await statuses(ids)).filter((r) => r.status === 'Running' && String(r.owner).startsWith(`${victim}/`)).map((r) => r.request_id);
     const killedAt = Date.now();
     c.workers.get(victim)!.proc.kill('SIGKILL');

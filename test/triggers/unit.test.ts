@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { FunctionVersion } from '../../src/registry/types.js';
-import { openDatabase } from '../../src/store/db.js';
+import { openDatabase, type Db } from '../../src/store/db.js';
 import { backoffMs, MAX_BACKOFF_MS } from '../../src/triggers/backoff.js';
 import { destinationRecord } from '../../src/triggers/destination.js';
 import { AsyncQueue } from '../../src/triggers/queue.js';
@@ -74,8 +74,8 @@ class FakeCatalog extends EventEmitter {
   list() {
     return [...this.fns.keys()].map((name) => ({ name }));
   }
-  set(name: string, schedules: FunctionVersion['manifest']['schedules']) {
-    const fv = { name, version: 1, manifest: { schedules } } as unknown as FunctionVersion;
+  set(name: string, version: number, schedules: FunctionVersion['manifest']['schedules']) {
+    const fv = { name, version, manifest: { schedules } } as unknown as FunctionVersion;
     this.fns.set(name, fv);
     this.emit('deployed', fv);
   }
@@ -85,6 +85,24 @@ class FakeCatalog extends EventEmitter {
   }
 }
 
+/** What the registry writes on a deploy or delete (the scheduler checks the database before firing). */
+async function deployRow(db: Db, name: string, version: number, schedules: unknown[] | null): Promise<void> {
+  const now = new Date().toISOString();
+  if (schedules === null) {
+    await db.kysely.updateTable('functions').set({ current_version: null }).where('name', '=', name).execute();
+    return;
+  }
+  await db.kysely
+    .insertInto('functions')
+    .values({ name, current_version: version, next_version: version + 1, created_at: now, updated_at: now })
+    .onConflict((oc) => oc.column('name').doUpdateSet({ current_version: version, next_version: version + 1 }))
+    .execute();
+  await db.kysely
+    .insertInto('versions')
+    .values({ name, version, code_hash: 'h', manifest: JSON.stringify({ schedules }), code_entry: 'index.mjs', size_bytes: 1, created_at: now, packages_hash: null })
+    .execute();
+}
+
 test('two schedulers on one database fire each tick once; a deploy re-arms and a delete stops at once', async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'lamina-sched-'));
   const db = await openDatabase(dir);
@@ -92,7 +110,9 @@ test('two schedulers on one database fire each tick once; a deploy re-arms and a
     const queue = new AsyncQueue(db);
     const catalogs = [new FakeCatalog(), new FakeCatalog()];
     const schedulers = catalogs.map((c) => new Scheduler(db, queue, c as unknown as ScheduleCatalog, { log: (m) => assert.fail(m) }));
-    for (const c of catalogs) c.set('tick', [{ cron: '* * * * * *', event: { v: 1 }, timezone: 'UTC' }]);
+    const v1 = [{ cron: '* * * * * *', event: { v: 1 }, timezone: 'UTC' }];
+    await deployRow(db, 'tick', 1, v1);
+    for (const c of catalogs) c.set('tick', 1, v1);
     for (const s of schedulers) s.start();
     const rows = () => db.kysely.selectFrom('async_events').selectAll().where('function', '=', 'tick').execute();
     while ((await rows()).length < 3) await new Promise((r) => setTimeout(r, 100));
@@ -103,7 +123,9 @@ test('two schedulers on one database fire each tick once; a deploy re-arms and a
     assert.ok(events.every((e) => e.trigger === 'schedule' && JSON.parse(e.event).v === 1));
     assert.deepEqual(new Set(ticks.map((t) => t.request_id)), new Set(events.map((e) => e.request_id)), 'one event per tick');
     // Redeploy with a yearly schedule: the every-second one stops now.
-    for (const c of catalogs) c.set('tick', [{ cron: '0 0 1 1 *', event: {}, timezone: 'UTC' }]);
+    const v2 = [{ cron: '0 0 1 1 *', event: {}, timezone: 'UTC' }];
+    await deployRow(db, 'tick', 2, v2);
+    for (const c of catalogs) c.set('tick', 2, v2);
     await new Promise((r) => setTimeout(r, 50)); // a fire already in its transaction may commit
     const n = (await rows()).length;
     await new Promise((r) => setTimeout(r, 2200));
@@ -111,10 +133,14 @@ test('two schedulers on one database fire each tick once; a deploy re-arms and a
     const views = scheduleViews(catalogs[0]!, new Date('2026-06-01T00:00:00Z'));
     assert.deepEqual(views, [{ function: 'tick', cron: '0 0 1 1 *', timezone: 'UTC', event: {}, next: '2027-01-01T00:00:00.000Z' }]);
     // Back to every second, then delete: nothing after the delete.
-    for (const c of catalogs) c.set('tick', [{ cron: '* * * * * *', event: {}, timezone: 'UTC' }]);
+    const v3 = [{ cron: '* * * * * *', event: {}, timezone: 'UTC' }];
+    await deployRow(db, 'tick', 3, v3);
+    for (const c of catalogs) c.set('tick', 3, v3);
     const m = (await rows()).length;
     while ((await rows()).length < m + 1) await new Promise((r) => setTimeout(r, 100));
-    for (const c of catalogs) c.delete('tick');
+    // One node hears of the delete, the other never does: the database stops the second one too.
+    await deployRow(db, 'tick', 3, null);
+    catalogs[0]!.delete('tick');
     await new Promise((r) => setTimeout(r, 50)); // a fire already in its transaction may commit
     const k = (await rows()).length;
     await new Promise((r) => setTimeout(r, 2200));
