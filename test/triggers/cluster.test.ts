@@ -28,7 +28,11 @@ describe('async calls in a cluster', () => {
   let c: TestCluster;
   let db: pg.Client;
   before(async () => {
-    c = await startCluster({ workers: ['w1', 'w2'], env: { LAMINA_ASYNC_LEASE_MS: '1500', LAMINA_ASYNC_POLL_MS: '100', LAMINA_ASYNC_RETRY_BASE_MS: '50' } });
+    c = await startCluster({ workers: [], env: { LAMINA_ASYNC_LEASE_MS: '1500', LAMINA_ASYNC_POLL_MS: '100', LAMINA_ASYNC_RETRY_BASE_MS: '50' } });
+    // One at a time: two node processes starting at once on a loaded 2-core machine can pass the helper's 30 s.
+    await c.startWorker('w1');
+    await c.startWorker('w2');
+    await c.waitForUp(['w1', 'w2']);
     db = new pg.Client({ connectionString: c.db.url });
     await db.connect();
   });
