@@ -55,7 +55,18 @@ export class Dispatcher {
   private stopped = false;
   private timers: NodeJS.Timeout[] = [];
   private idle: (() => void) | undefined;
-  private readonly onEnqueued = () => this.wake();
+  /**
+   * The skip list of the last claim that found nothing, and when. A claim that skips a function
+   * with a long backlog scans that backlog; it is not repeated (on every completion) until an
+   * event of another function arrives or a poll interval passes.
+   */
+  private nothingBut: { key: string; at: number } | undefined;
+  /** A new event of a function already at its share changes nothing here: no claim (which would scan the backlog). */
+  private readonly onEnqueued = (name: string) => {
+    if (name !== '*' && this.isFull(name)) return;
+    this.nothingBut = undefined;
+    this.wake();
+  };
 
   constructor(private readonly deps: DispatcherDeps) {}
 
@@ -98,6 +109,13 @@ export class Dispatcher {
     return Math.max(1, Math.ceil(m.concurrency * m.instanceConcurrency * this.deps.config.share));
   }
 
+  private isFull(fn: string): boolean {
+    const list = this.held.get(fn);
+    if (!list) return false;
+    const m = this.deps.manifest(fn);
+    return !!m && list.length >= this.capOf(m);
+  }
+
   wake(): void {
     if (this.stopped) return;
     if (this.pumping) {
@@ -128,10 +146,13 @@ export class Dispatcher {
       }
       // Small batches, re-deciding which functions are full between them: a node never hoards
       // more than a few events beyond a function's share (other workers of a cluster take them).
+      const key = skip.sort().join('\n');
+      if (skip.length && this.nothingBut?.key === key && Date.now() - this.nothingBut.at < this.deps.config.pollMs) return;
       const batch = Math.min(free, CLAIM_BATCH);
       const claimed = await this.deps.queue.claim(this.deps.owner, batch, this.deps.config.leaseMs, skip, this.deps.warm?.() ?? []);
       for (const ev of claimed) this.hold(ev);
       for (const fn of new Set(claimed.map((e) => e.function))) this.startWaiting(fn);
+      if (claimed.length === 0 && skip.length) this.nothingBut = { key, at: Date.now() };
       if (claimed.length < batch) return; // drained what is due
     }
   }
