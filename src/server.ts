@@ -11,6 +11,9 @@ import { InvocationStore } from './metering/store.js';
 import { Registry } from './registry/registry.js';
 import { SandboxProvider } from './sandbox/provider.js';
 import { openDatabase } from './store/db.js';
+import { AsyncMetrics } from './triggers/metrics.js';
+import { startTriggers } from './triggers/node.js';
+import { AsyncQueue } from './triggers/queue.js';
 import { Worker, workerOptions } from './worker/worker.js';
 
 export interface RunningServer {
@@ -50,6 +53,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const invocations = new InvocationStore(db, config.prices, config.billingGranularityMs, (m) => log.error(m));
   const worker = new Worker(registry, sandboxes, invocations, workerOptions(config, config.workerId));
   const metrics = new Metrics(() => worker.stats());
+  const asyncQueue = new AsyncQueue(db);
+  const asyncMetrics = new AsyncMetrics(metrics.registry, asyncQueue);
   const app = await buildGateway({
     keys: new KeyStore(db),
     registry,
@@ -62,10 +67,13 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     checkManifest: (m) => sandboxes.check(m),
     health: () => ({ worker: worker.id, tier: sandboxes.defaultTier, functions: registry.list().length }),
     log,
+    asyncQueue,
   });
+  let triggers: Awaited<ReturnType<typeof startTriggers>> | undefined;
 
   const shutdown = async () => {
     await app.close();
+    await triggers?.stop();
     await worker.shutdown();
     await sandboxes.close();
     await invocations.flush();
@@ -77,6 +85,19 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       const fv = await registry.deployDir(path.resolve(dir), { validate: (m) => sandboxes.check(m) });
       log.info(`deployed ${fv.name} version ${fv.version} from ${dir}`);
     }
+    // One process owns this SQLite queue: events Running at start were cut by a stop or crash.
+    triggers = await startTriggers({
+      db,
+      queue: asyncQueue,
+      catalog: registry,
+      workerId: worker.id,
+      invoke: (name, requestId, event, opts) => worker.invoke(name, requestId, event, opts),
+      // No sticky preference on one node: every function is local.
+      metrics: asyncMetrics,
+      observe: (r) => metrics.observe(r.record),
+      recoverAll: true,
+      log: (m) => log.warn(m),
+    });
     await app.listen({ port: config.port, host: config.host });
   } catch (err) {
     await shutdown().catch(() => undefined);

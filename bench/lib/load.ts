@@ -24,6 +24,7 @@ const WRK_SCRIPT = `
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = os.getenv("BENCH_BODY") or "{}"
+if os.getenv("BENCH_INVOCATION_TYPE") then wrk.headers["x-lamina-invocation-type"] = os.getenv("BENCH_INVOCATION_TYPE") end
 done = function(s, lat, req)
   local e = s.errors
   io.write(string.format('WRKJSON {"requests":%d,"us":%d,"errors":%d,"p50":%d,"p90":%d,"p99":%d,"max":%d}\\n',
@@ -38,14 +39,15 @@ export function haveWrk(): boolean {
 }
 
 /** wrk with one thread and `connections` keep-alive connections, POSTing `body`. */
-export async function wrk(url: string, connections: number, seconds: number, body = '{}'): Promise<LoadResult> {
+/** `invocationType` "Event" sends every call asynchronously (the async part). */
+export async function wrk(url: string, connections: number, seconds: number, body = '{}', invocationType?: string): Promise<LoadResult> {
   if (!wrkScript) {
     wrkScript = path.join(mkdtempSync(path.join(os.tmpdir(), 'lamina-bench-wrk-')), 'report.lua');
     writeFileSync(wrkScript, WRK_SCRIPT);
   }
   const args = ['-t1', `-c${connections}`, `-d${Math.max(1, Math.round(seconds))}s`, '--timeout', '10s', '-s', wrkScript, url];
   const out = await new Promise<string>((resolve, reject) => {
-    const p = spawn('wrk', args, { env: { ...process.env, BENCH_BODY: body }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn('wrk', args, { env: { ...process.env, BENCH_BODY: body, ...(invocationType ? { BENCH_INVOCATION_TYPE: invocationType } : {}) }, stdio: ['ignore', 'pipe', 'pipe'] });
     let text = '';
     p.stdout.on('data', (b: Buffer) => (text += b.toString()));
     p.stderr.on('data', (b: Buffer) => (text += b.toString()));

@@ -38,8 +38,8 @@ export class Client {
     this.url = resolveUrl(opts);
   }
 
-  async request(method: string, route: string, init: { body?: Buffer | string; admin?: boolean; contentType?: string; bearer?: string } = {}): Promise<ApiResponse> {
-    const headers: Record<string, string> = {};
+  async request(method: string, route: string, init: { body?: Buffer | string; admin?: boolean; contentType?: string; bearer?: string; headers?: Record<string, string> } = {}): Promise<ApiResponse> {
+    const headers: Record<string, string> = { ...init.headers };
     if (init.admin !== false) headers.authorization = `Bearer ${(this.token ??= resolveToken(this.opts))}`;
     else if (init.bearer) headers.authorization = `Bearer ${init.bearer}`;
     if (init.body !== undefined) headers['content-type'] = init.contentType ?? 'application/json';

@@ -1,5 +1,6 @@
 // The `lamina` command. Every command has --help; errors print one line and exit 1.
 import { Command, CommanderError, Option } from 'commander';
+import { registerAsyncCommands } from './commands/async-commands.js';
 import { registerClientCommands } from './commands/client-commands.js';
 import { registerGateway, registerWorker, registerWorkers } from './commands/cluster.js';
 import { registerInit } from './commands/init.js';
@@ -18,6 +19,7 @@ const program = new Command('lamina')
 
 registerUp(program);
 registerClientCommands(program);
+registerAsyncCommands(program);
 registerInit(program);
 registerPackages(program);
 registerKeys(program);

@@ -18,7 +18,9 @@ import { codePublisher } from './code.js';
 import { registerClusterRoutes } from './gateway-routes.js';
 import { ClusterInvocationStore } from './invocations.js';
 import { Membership, defaultGatewayId } from './membership.js';
-import { PgListener, REGISTRY_CHANNEL, WORKERS_CHANNEL, notify } from './notify.js';
+import { AsyncMetrics } from '../triggers/metrics.js';
+import { AsyncQueue } from '../triggers/queue.js';
+import { ASYNC_CHANNEL, PgListener, REGISTRY_CHANNEL, WORKERS_CHANNEL, notify } from './notify.js';
 import { RemoteInvoker } from './remote-invoker.js';
 import type { RoutingPolicy } from './ring.js';
 
@@ -114,6 +116,18 @@ export async function startGatewayNode(config: GatewayConfig): Promise<RunningGa
     });
     const invocations = new ClusterInvocationStore(db, config.prices, config.billingGranularityMs, members, secret, (m) => log.error(m));
     const metrics = new Metrics(() => invoker.stats());
+    // Async events go to the shared queue; workers claim them. One notice per burst wakes their dispatchers.
+    const asyncQueue = new AsyncQueue(db);
+    new AsyncMetrics(metrics.registry, asyncQueue);
+    let wakePending = false;
+    asyncQueue.on('enqueued', () => {
+      if (wakePending) return;
+      wakePending = true;
+      setTimeout(() => {
+        wakePending = false;
+        void notify(db, ASYNC_CHANNEL, '*').catch(() => undefined);
+      }, 5).unref();
+    });
     const checkManifest = (m: Manifest): string | undefined => {
       if (m.sandbox === 'auto') return undefined;
       const tiers = members.liveTiers();
@@ -138,6 +152,7 @@ export async function startGatewayNode(config: GatewayConfig): Promise<RunningGa
         functions: registry.list().length,
       }),
       log,
+      asyncQueue,
     });
     await registerClusterRoutes(app, { members, token, secret, gatewayId });
     cleanups.push(() => app.close());

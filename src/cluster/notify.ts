@@ -9,6 +9,8 @@ import type { Db } from '../store/db.js';
 
 export const REGISTRY_CHANNEL = 'lamina_registry';
 export const WORKERS_CHANNEL = 'lamina_workers';
+/** Async events were enqueued (payload: the function, or * for several): workers' dispatchers look now rather than at their next poll. */
+export const ASYNC_CHANNEL = 'lamina_async';
 
 /** Sends a notice (delivered to listeners once the statement commits). */
 export async function notify(db: Db, channel: string, payload: string): Promise<void> {

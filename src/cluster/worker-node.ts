@@ -22,7 +22,9 @@ import { openPostgres } from '../store/postgres.js';
 import { Worker, workerOptions } from '../worker/worker.js';
 import { Agent } from './agent.js';
 import { CodeCache } from './code.js';
-import { PgListener, REGISTRY_CHANNEL } from './notify.js';
+import { startTriggers } from '../triggers/node.js';
+import { AsyncQueue } from '../triggers/queue.js';
+import { ASYNC_CHANNEL, PgListener, REGISTRY_CHANNEL } from './notify.js';
 import { ACCEPTED_HEADER, CALL_CONTENT_TYPE, INTERNAL_PREFIX, REFUSED_HEADER, decodeCall, secretMatches, type InvokeEnvelope, type WorkerReport } from './protocol.js';
 
 export interface WorkerNodeConfig extends ServerConfig {
@@ -112,10 +114,14 @@ export async function startWorkerNode(config: WorkerNodeConfig): Promise<Running
     const prepare = (also?: string) => async (fv: FunctionVersion) => {
       if (fv.name === also || warmHere(fv.name)) await fetchVersion(fv);
     };
+    const asyncQueue = new AsyncQueue(db);
     const listener = new PgListener(
       config.databaseUrl,
-      [REGISTRY_CHANNEL],
-      (_channel, name) => void registry.refresh([name], { prepare: prepare() }).catch((err) => log.warn(`registry refresh of ${name} failed: ${(err as Error).message}`)),
+      [REGISTRY_CHANNEL, ASYNC_CHANNEL],
+      (channel, name) => {
+        if (channel === ASYNC_CHANNEL) return void asyncQueue.emit('enqueued', name);
+        void registry.refresh([name], { prepare: prepare() }).catch((err) => log.warn(`registry refresh of ${name} failed: ${(err as Error).message}`));
+      },
       () => void registry.refresh(undefined, { prepare: prepare() }).catch(() => undefined),
       (m) => log.warn(m),
     );
@@ -274,6 +280,32 @@ export async function startWorkerNode(config: WorkerNodeConfig): Promise<Running
     const host = config.host === '0.0.0.0' || config.host === '::' ? outwardAddress() : config.host;
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
     const advertised = (config.advertiseUrl ?? url).replace(/\/+$/, '');
+
+    // Async events of the shared queue run here too (any worker may run any event; warm functions first).
+    // Leases that stop being renewed (a dead worker) are taken over by the others.
+    const triggers = await startTriggers({
+      db,
+      queue: asyncQueue,
+      catalog: registry,
+      workerId: id,
+      invoke: async (name, requestId, event, opts) => {
+        let fv = registry.current(name);
+        if (!fv) {
+          await registry.refresh([name], { prepare: prepare(name) });
+          fv = registry.current(name);
+        }
+        if (!fv) throw new LaminaError('FunctionNotFound', `function "${name}" does not exist`);
+        await fetchVersion(fv);
+        const result = await worker.invoke(name, requestId, event, opts);
+        // The metering record is written before the queue says the event ended, so a gateway never shows one without the other.
+        await invocations.flush();
+        return result;
+      },
+      warm: () => worker.stats().functions.map((f) => f.name),
+      recoverAll: false,
+      log: (m) => log.warn(m),
+    });
+    cleanups.push(() => triggers.stop());
 
     agent = new Agent({
       gatewayUrl: config.gatewayUrl.replace(/\/+$/, ''),

@@ -5,6 +5,8 @@ import { LaminaError } from '../errors.js';
 import { registerKeyRoutes } from '../keys/routes.js';
 import { registerPackageRoutes } from '../packages/routes.js';
 import type { FunctionVersion } from '../registry/types.js';
+import { invocationView } from '../triggers/records.js';
+import { registerTriggerRoutes } from '../triggers/routes.js';
 import type { GatewayDeps } from './app.js';
 
 const MAX_LIST_LIMIT = 1000;
@@ -79,7 +81,7 @@ export async function registerAdminRoutes(app: FastifyInstance, deps: GatewayDep
   });
 
   app.get<{ Params: { requestId: string } }>('/invocations/:requestId', async (req) => {
-    const rec = await deps.invocations.get(req.params.requestId);
+    const rec = await invocationView(deps.invocations, deps.asyncQueue, req.params.requestId);
     if (!rec) throw new LaminaError('NotFound', `no invocation with request id "${req.params.requestId}"`);
     return rec;
   });
@@ -100,4 +102,5 @@ export async function registerAdminRoutes(app: FastifyInstance, deps: GatewayDep
 
   await registerPackageRoutes(app, deps.registry);
   await registerKeyRoutes(app, deps.keys);
+  if (deps.asyncQueue) registerTriggerRoutes(app, { queue: deps.asyncQueue, catalog: deps.registry });
 }

@@ -7,6 +7,7 @@ import type { KeyStore } from '../keys/store.js';
 import type { InvocationStore } from '../metering/store.js';
 import type { Registry } from '../registry/registry.js';
 import type { Manifest } from '../registry/types.js';
+import type { AsyncQueue } from '../triggers/queue.js';
 import type { InvokeOptions } from '../worker/invoke-options.js';
 import type { CallResult, InstanceView, WorkerStats } from '../worker/worker.js';
 import { registerAdminRoutes } from './admin-routes.js';
@@ -43,6 +44,8 @@ export interface GatewayDeps {
   checkManifest: (m: Manifest) => string | undefined;
   health: () => Record<string, unknown>;
   log: { error: (obj: unknown, msg?: string) => void };
+  /** The durable async queue (src/triggers): `x-lamina-invocation-type: Event` calls, GET /api/v1/queue. */
+  asyncQueue?: AsyncQueue;
 }
 
 export function errorBody(err: LaminaError, requestId?: string): string {

@@ -5,6 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { LaminaError, isLaminaError } from '../errors.js';
+import { buildEvent } from '../http/event.js';
+import { acceptEvent, wantsAsync } from '../triggers/accept.js';
 import type { GatewayDeps } from './app.js';
 import { sendError } from './app.js';
 import { corsHeaders, isPreflight, preflightHeaders } from './cors.js';
@@ -41,6 +43,17 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: GatewayDeps): v
       deps.metrics.rejected(name, le.type);
       if (err instanceof Refusal) reply.headers(err.headers);
       return sendError(reply, le, requestId);
+    }
+    if (deps.asyncQueue && wantsAsync(req.headers)) {
+      // The queue keeps what the function will get: the JSON event, or for the other modes the
+      // function-URL 2.0 event of this request (an async call has no caller to stream a body to).
+      const mode = checked.fv.manifest.http.event ?? 'json';
+      if (mode === 'json' && checked.http.jsonError) {
+        deps.metrics.rejected(name, 'BadRequest');
+        return sendError(reply, new LaminaError('BadRequest', checked.http.jsonError), requestId);
+      }
+      const event = mode === 'json' ? checked.event : buildEvent(checked.http, name, requestId);
+      return acceptEvent(deps.asyncQueue, reply, { function: name, requestId, event });
     }
     try {
       const { outcome, record, response } = await deps.worker.invoke(name, requestId, checked.event, { http: checked.http });

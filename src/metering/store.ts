@@ -2,6 +2,7 @@
 // them. Records are buffered and written in batches (one transaction each), so
 // metering costs the hot path an array push, not a disk write.
 import type { Db } from '../store/db.js';
+import type { Insertable, Selectable } from 'kysely';
 import type { InvocationsTable } from '../store/schema.js';
 import { cost, type Prices } from './billing.js';
 import type { InvocationRecord, MeterSink } from './types.js';
@@ -28,7 +29,7 @@ export interface BillingReport {
   total: Omit<BillingLine, 'function'>;
 }
 
-function toRow(r: InvocationRecord): InvocationsTable {
+function toRow(r: InvocationRecord): Insertable<InvocationsTable> {
   return {
     request_id: r.requestId,
     function: r.function,
@@ -46,10 +47,11 @@ function toRow(r: InvocationRecord): InvocationsTable {
     status: r.status,
     status_code: r.statusCode,
     logs: r.logs,
+    trigger: r.trigger ?? 'http',
   };
 }
 
-function fromRow(row: InvocationsTable): InvocationRecord {
+function fromRow(row: Selectable<InvocationsTable>): InvocationRecord {
   return {
     requestId: row.request_id,
     function: row.function,
@@ -67,6 +69,7 @@ function fromRow(row: InvocationsTable): InvocationRecord {
     status: row.status as InvocationRecord['status'],
     statusCode: Number(row.status_code),
     logs: row.logs,
+    trigger: (row.trigger ?? 'http') as InvocationRecord['trigger'],
   };
 }
 

@@ -1,5 +1,7 @@
 // The metering contract (DESIGN.md, "Metering"): one record per invocation.
 
+import type { InvocationTrigger } from '../worker/invoke-options.js';
+
 export type InvocationStatus = 'Success' | 'HandlerError' | 'Timeout' | 'SandboxCrashed' | 'MemoryLimitExceeded' | 'InvalidResponse';
 
 export interface InvocationRecord {
@@ -24,6 +26,8 @@ export interface InvocationRecord {
   statusCode: number;
   /** Captured stdout and stderr of the call. */
   logs: string;
+  /** How the call arrived (absent in records written before migration 0005: "http"). */
+  trigger?: InvocationTrigger;
 }
 
 /** Where the worker sends records; the store batches and persists them. */

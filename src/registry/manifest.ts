@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { LaminaError } from '../errors.js';
+import { compileCron } from '../util/cron.js';
 import { HTTP_EVENTS, HTTP_METHODS, type HttpMethod, type Manifest } from './types.js';
 
 // OpenLambda's names (e.g. "L0"): case-sensitive; "." is allowed but a name can
@@ -70,7 +71,32 @@ const FIELDS = {
     }),
     'an object such as {"methods": ["GET", "POST"], "event": "request", "auth": "token"}',
   ],
+  async: [
+    z.strictObject({
+      retries: z.number().int().min(0).max(10).optional(),
+      maxEventAgeS: z.number().int().min(60).max(21600).optional(),
+      onSuccess: z.string().regex(NAME_RE).optional(),
+      onFailure: z.string().regex(NAME_RE).optional(),
+    }),
+    'an object such as {"retries": 2, "maxEventAgeS": 21600, "onSuccess": "fn", "onFailure": "fn"}',
+  ],
+  schedules: [
+    z
+      .array(z.strictObject({ cron: z.string().min(1), event: z.unknown().optional(), timezone: z.string().min(1).optional() }))
+      .max(50),
+    'an array (at most 50) of objects such as {"cron": "0 */5 * * * *", "event": {}, "timezone": "UTC"}',
+  ],
 } as const;
+
+const NESTED_RULES: Record<string, string> = {
+  'async.retries': 'an integer between 0 and 10',
+  'async.maxEventAgeS': 'an integer between 60 and 21600',
+  'async.onSuccess': `a function name (${NAME_RULE})`,
+  'async.onFailure': `a function name (${NAME_RULE})`,
+  'schedules.cron': 'a cron expression string',
+  'schedules.timezone': 'an IANA time zone name such as "UTC"',
+};
+const NESTED_KNOWN: Record<string, string> = { http: 'methods', async: 'retries, maxEventAgeS, onSuccess, onFailure', schedules: 'cron, event, timezone' };
 
 const METHODS_RULE = `a non-empty array of HTTP methods (${HTTP_METHODS.join(', ')})`;
 const METHOD_RULE = `one of ${HTTP_METHODS.join(', ')}`;
@@ -113,6 +139,8 @@ function rule(p: readonly PropertyKey[]): string {
   const [top, second] = p;
   if (top === 'env' && p.length === 2) return 'a string';
   if (top === 'http' && second === 'methods') return p.length === 2 ? METHODS_RULE : METHOD_RULE;
+  const nested = NESTED_RULES[`${String(top)}.${String(typeof second === 'number' ? p[2] : second)}`];
+  if (nested && p.length >= 2) return nested;
   if (top === 'http' && typeof second === 'string') {
     const key = p.length >= 3 && typeof p[2] === 'string' ? `${second}.${p[2]}` : second;
     return HTTP_RULES[key] ?? HTTP_RULES[second] ?? 'valid';
@@ -125,9 +153,11 @@ function issueMessage(issue: z.core.$ZodIssue, raw: unknown): string {
     const prefix = issue.path.length ? `${pathText(issue.path)}.` : '';
     const known = !issue.path.length
       ? FIELD_NAMES.join(', ')
-      : issue.path.length === 1
-        ? 'methods, event, auth, cors'
-        : 'allowOrigins, allowMethods, allowHeaders, exposeHeaders, allowCredentials, maxAge';
+      : issue.path[0] === 'http'
+        ? issue.path.length === 1
+          ? 'methods, event, auth, cors'
+          : 'allowOrigins, allowMethods, allowHeaders, exposeHeaders, allowCredentials, maxAge'
+        : (NESTED_KNOWN[String(issue.path[0])] ?? '');
     const names = issue.keys.map((k) => `"${prefix}${k}"`).join(', ');
     return `unknown field${issue.keys.length > 1 ? 's' : ''} ${names} (known: ${known})`;
   }
@@ -256,6 +286,15 @@ export function parseManifest(raw: unknown, ctx: { dirName: string; files: strin
   if (cors?.allowCredentials && cors.allowOrigins.includes('*')) {
     throw invalid('"http.cors": "allowCredentials": true needs explicit origins (browsers refuse credentials with "*")');
   }
+  const schedules = (m.schedules ?? []).map((sch, i) => {
+    const timezone = sch.timezone ?? 'UTC';
+    try {
+      compileCron(sch.cron, timezone);
+    } catch (err) {
+      throw invalid(`"schedules[${i}]": ${(err as Error).message}`);
+    }
+    return { cron: sch.cron.trim(), event: sch.event === undefined ? {} : sch.event, timezone };
+  });
 
   return {
     name,
@@ -271,5 +310,7 @@ export function parseManifest(raw: unknown, ctx: { dirName: string; files: strin
     network: m.network ?? false,
     ...(m.processes !== undefined ? { processes: m.processes } : {}),
     http: { methods, event, auth: m.http?.auth ?? 'none', ...(cors ? { cors } : {}) },
+    ...(m.async ? { async: { retries: m.async.retries ?? 2, maxEventAgeS: m.async.maxEventAgeS ?? 21600, ...(m.async.onSuccess ? { onSuccess: m.async.onSuccess } : {}), ...(m.async.onFailure ? { onFailure: m.async.onFailure } : {}) } } : {}),
+    ...(schedules.length ? { schedules } : {}),
   };
 }

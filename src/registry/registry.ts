@@ -208,6 +208,12 @@ export class Registry extends EventEmitter<EventArgs> {
           `make them match or drop "name" from ${MANIFEST_FILE}`,
       );
     }
+    for (const key of ['onSuccess', 'onFailure'] as const) {
+      const target = manifest.async?.[key];
+      if (target && target !== manifest.name && !this.current(target)) {
+        throw new LaminaError('InvalidFunction', `${MANIFEST_FILE}: "async.${key}" names function "${target}", which does not exist (deploy it first)`);
+      }
+    }
     const problem = opts.validate?.(manifest);
     if (problem) throw new LaminaError('InvalidFunction', `${MANIFEST_FILE}: ${problem}`);
 

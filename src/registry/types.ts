@@ -24,6 +24,10 @@ export interface Manifest {
   /** Most processes/threads one sandbox may hold (cgroup pids.max); absent: the tier's default. */
   processes?: number;
   http: HttpSettings;
+  /** Async calls (src/triggers): retries, event age, destinations. Absent: the defaults (2 retries, 21600 s, none). */
+  async?: AsyncSettings;
+  /** Cron schedules (src/triggers). Absent: none. */
+  schedules?: ScheduleSpec[];
 }
 
 /** How a function's HTTP requests become calls (DESIGN.md "HTTP functions"). */
@@ -47,6 +51,25 @@ export interface HttpSettings {
   /** Absent in older versions: read as "none". */
   auth?: 'none' | 'token';
   cors?: CorsSettings;
+}
+
+export interface AsyncSettings {
+  /** 0 to 10 (default 2). */
+  retries: number;
+  /** 60 to 21600 (default 21600). */
+  maxEventAgeS: number;
+  /** Function called asynchronously with the destination record. */
+  onSuccess?: string;
+  onFailure?: string;
+}
+
+export interface ScheduleSpec {
+  /** Five fields, or six with seconds first. */
+  cron: string;
+  /** The event each firing sends (default {}). */
+  event: unknown;
+  /** IANA time zone (default UTC). */
+  timezone: string;
 }
 
 /** One deployed, immutable version of a function. */

@@ -118,6 +118,45 @@ const migrationsFor = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.dropTable('invoke_keys').execute();
     },
   },
+  // Async calls and schedules (src/triggers): the durable queue, fired ticks, and each record's trigger.
+  '0005_async': {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema.alterTable('invocations').addColumn('trigger', 'text', (c) => c.notNull().defaultTo('http')).execute();
+      await db.schema
+        .createTable('async_events')
+        .addColumn('request_id', 'text', (c) => c.primaryKey())
+        .addColumn('function', 'text', (c) => c.notNull())
+        .addColumn('event', 'text', (c) => c.notNull())
+        .addColumn('trigger', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('enqueued_at', 'bigint', (c) => c.notNull())
+        .addColumn('available_at', 'bigint', (c) => c.notNull())
+        .addColumn('lease_until', 'bigint')
+        .addColumn('owner', 'text')
+        .addColumn('no_destinations', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('result', 'text')
+        .addColumn('error', 'text')
+        .addColumn('finished_at', 'bigint')
+        .execute();
+      await db.schema.createIndex('async_events_status_available').on('async_events').columns(['status', 'available_at']).execute();
+      await db.schema.createIndex('async_events_function_status').on('async_events').columns(['function', 'status']).execute();
+      await db.schema
+        .createTable('schedule_ticks')
+        .addColumn('function', 'text', (c) => c.notNull())
+        .addColumn('schedule', 'text', (c) => c.notNull())
+        .addColumn('tick', 'bigint', (c) => c.notNull())
+        .addColumn('request_id', 'text', (c) => c.notNull())
+        .addColumn('fired_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('schedule_ticks_pk', ['function', 'schedule', 'tick'])
+        .execute();
+    },
+    async down(db: Kysely<any>): Promise<void> {
+      await db.schema.dropTable('schedule_ticks').execute();
+      await db.schema.dropTable('async_events').execute();
+      await db.schema.alterTable('invocations').dropColumn('trigger').execute();
+    },
+  },
 });
 
 /** Brings any Kysely database (SQLite or PostgreSQL) to the latest schema. */

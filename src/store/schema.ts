@@ -1,3 +1,5 @@
+import type { Generated } from 'kysely';
+
 // Kysely typings of the tables. Column names are a contract shared with the
 // metering layer (invocations) and with the PostgreSQL dialect: change them
 // only through a migration.
@@ -48,6 +50,8 @@ export interface InvocationsTable {
   status: string;
   status_code: number;
   logs: string;
+  /** http | event | schedule | aws (migration 0005). */
+  trigger: Generated<string>;
 }
 
 /** Cluster mode: compiled code by content hash (a .tar.gz of the code dir), fetched by workers. */
@@ -88,7 +92,50 @@ export interface InvokeKeysTable {
   created_at: string;
 }
 
+
+/** The durable async queue (src/triggers): one row per accepted event, kept after it ends as its record. Migration 0005. */
+export interface AsyncEventsTable {
+  request_id: string;
+  function: string;
+  /** The event as JSON text. */
+  event: string;
+  /** event | schedule | aws */
+  trigger: string;
+  /** Queued | Running | Success | HandlerError | Timeout | SandboxCrashed | MemoryLimitExceeded | Expired | FunctionNotFound */
+  status: string;
+  /** Attempts started (a lost attempt of a crashed worker is given back). */
+  attempts: number;
+  /** Epoch ms. */
+  enqueued_at: number;
+  /** Not claimable before this (epoch ms): the retry backoff. */
+  available_at: number;
+  /** A Running event whose lease ran out is taken over (epoch ms). */
+  lease_until: number | null;
+  /** Who runs it (worker id and boot). */
+  owner: string | null;
+  /** 1 for calls to a destination: they never trigger destinations themselves. */
+  no_destinations: number;
+  /** JSON of the return value (Success). */
+  result: string | null;
+  /** JSON {type, message, stack?} of the last failure. */
+  error: string | null;
+  finished_at: number | null;
+}
+
+/** One row per schedule tick that fired: the unique key makes a tick fire once across a cluster. Migration 0005. */
+export interface ScheduleTicksTable {
+  function: string;
+  /** The schedule's index and cron expression in the manifest. */
+  schedule: string;
+  /** Epoch ms of the tick. */
+  tick: number;
+  request_id: string;
+  fired_at: number;
+}
+
 export interface Database {
+  async_events: AsyncEventsTable;
+  schedule_ticks: ScheduleTicksTable;
   invoke_keys: InvokeKeysTable;
   functions: FunctionsTable;
   versions: VersionsTable;

@@ -301,7 +301,7 @@ export class FunctionRunner {
     let record: InvocationRecord;
     try {
       response = readAnswer(outcome, call.http);
-      record = this.recordFor(inst, requestId, startedAt, cold, outcome);
+      record = this.recordFor(inst, requestId, startedAt, cold, outcome, opts);
       if (response) record.statusCode = response.statusCode;
     } catch (err) {
       // Whatever happened, the slot is given back (after any waitUntil work).
@@ -315,7 +315,7 @@ export class FunctionRunner {
         let r: InvocationRecord | undefined;
         try {
           const final: InvokeOutcome = end.ok ? { ...outcome, durationMs: end.durationMs, logs: end.logs, maxMemoryBytes: end.maxMemoryBytes } : end;
-          r = this.recordFor(inst, requestId, startedAt, cold, final);
+          r = this.recordFor(inst, requestId, startedAt, cold, final, opts);
           if (response && end.ok) r.statusCode = response.statusCode;
         } catch {
           r = record;
@@ -346,12 +346,13 @@ export class FunctionRunner {
     }
   }
 
-  private recordFor(inst: Instance, requestId: string, startedAt: number, cold: boolean, outcome: InvokeOutcome): InvocationRecord {
+  private recordFor(inst: Instance, requestId: string, startedAt: number, cold: boolean, outcome: InvokeOutcome, opts?: InvokeOptions): InvocationRecord {
     const m = inst.version.manifest;
     const billed = billedMs(outcome.durationMs, this.deps.billingGranularityMs);
     const status: InvocationStatus = outcome.ok ? 'Success' : outcome.error!.type;
     return {
-      requestId,
+      // Each retry of an async event is billed as its own record.
+      requestId: opts?.attempt && opts.attempt > 1 ? `${requestId}#${opts.attempt}` : requestId,
       function: inst.version.name,
       version: inst.version.version,
       worker: this.deps.workerId,
@@ -368,6 +369,7 @@ export class FunctionRunner {
       statusCode: outcome.ok ? 200 : ERROR_STATUS[outcome.error!.type],
       // The stack never goes to anonymous callers (gateway); the record always keeps it.
       logs: outcome.error?.stack ? `${outcome.logs}${outcome.logs && !outcome.logs.endsWith('\n') ? '\n' : ''}${outcome.error.stack}\n` : outcome.logs,
+      trigger: opts?.trigger ?? 'http',
     };
   }
 }

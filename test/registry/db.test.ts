@@ -22,7 +22,7 @@ test('openDatabase creates the schema (idempotently) with WAL and foreign keys',
     assert.deepEqual(cols('versions'), ['code_entry', 'code_hash', 'created_at', 'manifest', 'name', 'packages_hash', 'size_bytes', 'version']);
     assert.deepEqual(cols('invocations'), [
       'billed_ms', 'cold', 'duration_ms', 'function', 'gb_seconds', 'init_ms', 'instance', 'logs', 'max_memory_mb',
-      'memory_mb', 'request_id', 'started_at', 'status', 'status_code', 'version', 'worker',
+      'memory_mb', 'request_id', 'started_at', 'status', 'status_code', 'trigger', 'version', 'worker',
     ]);
     const idx = await sql<{ name: string }>`select name from sqlite_master where type = 'index' and tbl_name = 'invocations'`.execute(db.kysely);
     assert.ok(idx.rows.some((r) => r.name === 'invocations_function_started_at'));
@@ -40,6 +40,7 @@ test('openDatabase creates the schema (idempotently) with WAL and foreign keys',
     const row = await db.kysely.selectFrom('invocations').selectAll().executeTakeFirstOrThrow();
     assert.equal(row.duration_ms, 1.5);
     assert.equal(row.init_ms, null);
+    assert.equal(row.trigger, 'http', 'migration 0005 defaults the trigger of records written without one');
   } finally {
     await db.close();
     await db.close(); // idempotent

@@ -55,8 +55,9 @@ export function registerClientCommands(program: Command): void {
     .option('-X, --method <method>', 'HTTP method', 'POST')
     .option('-v, --verbose', 'print the response headers on stderr')
     .option('-k, --key <key>', 'invoke key for a function with "auth": "token" (default: LAMINA_INVOKE_KEY)')
+    .option('--async', 'queue the call (202) and print {"requestId"}; see `lamina queue`')
     .description('call a function and print its JSON result')
-    .action(async (name: string, o: { data?: string; method: string; verbose?: boolean; key?: string }) => {
+    .action(async (name: string, o: { data?: string; method: string; verbose?: boolean; key?: string; async?: boolean }) => {
       if (o.data !== undefined) {
         try {
           JSON.parse(o.data);
@@ -65,7 +66,12 @@ export function registerClientCommands(program: Command): void {
         }
       }
       const key = o.key ?? process.env.LAMINA_INVOKE_KEY;
-      const res = await client(program).request(o.method.toUpperCase(), `/run/${encodeURIComponent(name)}`, { body: o.data, admin: false, ...(key ? { bearer: key } : {}) });
+      const res = await client(program).request(o.method.toUpperCase(), `/run/${encodeURIComponent(name)}`, {
+        body: o.data,
+        admin: false,
+        ...(key ? { bearer: key } : {}),
+        ...(o.async ? { headers: { 'x-lamina-invocation-type': 'Event' } } : {}),
+      });
       if (o.verbose) for (const [k, v] of res.headers) if (k.startsWith('x-lamina-')) console.error(`${k}: ${v}`);
       if (res.status >= 400) throw new CliError(errorLine(res));
       console.log(res.text);
