@@ -27,6 +27,8 @@ export interface SandboxCgroup {
   cpuMs(): Promise<number>;
   /** OOM kills seen in this cgroup; remembered after `remove`. */
   oomKills(): Promise<number>;
+  /** Changes the memory limit of a live cgroup (the isolate tier grows a host's as isolates join it). */
+  setMemoryLimit(bytes: number): Promise<void>;
   /** Resolves once every task is frozen. */
   freeze(): Promise<void>;
   thaw(): Promise<void>;
@@ -190,6 +192,7 @@ abstract class BaseCgroup implements SandboxCgroup {
   abstract freeze(): Promise<void>;
   abstract thaw(): Promise<void>;
   abstract killAll(spare?: number): void;
+  abstract setMemoryLimit(bytes: number): Promise<void>;
   protected abstract readOomKills(): Promise<number>;
 
   async oomKills(): Promise<number> {
@@ -223,6 +226,20 @@ class V1Cgroup extends BaseCgroup {
   ) {
     const dirs = [...new Set(Object.values(dir).filter((d): d is string => !!d))];
     super(dirs, dirs.map((d) => path.join(d, 'cgroup.procs')), onRemoved);
+  }
+
+  async setMemoryLimit(bytes: number): Promise<void> {
+    const mem = path.join(this.dir.memory, 'memory.limit_in_bytes');
+    const memsw = path.join(this.dir.memory, 'memory.memsw.limit_in_bytes');
+    if (!existsSync(memsw)) return writeFile(mem, String(bytes));
+    // memory+swap must stay at or above the memory limit: raise it first, lower it last.
+    if (bytes > (await readNum(mem))) {
+      await writeFile(memsw, String(bytes));
+      await writeFile(mem, String(bytes));
+    } else {
+      await writeFile(mem, String(bytes));
+      await writeFile(memsw, String(bytes));
+    }
   }
 
   async setLimits(l: CgroupLimits): Promise<void> {
@@ -296,6 +313,10 @@ class V2Cgroup extends BaseCgroup {
     onRemoved: () => void,
   ) {
     super([dir], [path.join(dir, 'cgroup.procs')], onRemoved);
+  }
+
+  async setMemoryLimit(bytes: number): Promise<void> {
+    if (this.controllers.has('memory')) await writeFile(path.join(this.dir, 'memory.max'), String(bytes));
   }
 
   async setLimits(l: CgroupLimits): Promise<void> {
