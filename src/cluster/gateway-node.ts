@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import pino from 'pino';
 import type { Prices } from '../metering/billing.js';
 import { buildGateway } from '../gateway/app.js';
+import { loadClusterTls, type ClusterTlsConfig } from './tls.js';
 import { Metrics } from '../gateway/metrics.js';
 import { Registry } from '../registry/registry.js';
 import type { Manifest } from '../registry/types.js';
@@ -44,6 +45,8 @@ export interface GatewayConfig {
   deployLimitBytes: number;
   billingGranularityMs: number;
   prices: Prices;
+  /** TLS with the workers (and on this gateway's port when it has a certificate). */
+  tls?: ClusterTlsConfig;
 }
 
 export interface RunningGateway {
@@ -56,6 +59,7 @@ export interface RunningGateway {
 
 export async function startGatewayNode(config: GatewayConfig): Promise<RunningGateway> {
   const log = pino({ level: process.env.LAMINA_LOG_LEVEL ?? 'info', base: undefined }, pino.destination(2));
+  const tls = loadClusterTls(config.tls);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const { token, file: tokenFile } = loadOrCreateToken(config.dataDir, config.token);
   const secret = config.clusterSecret || token;
@@ -82,6 +86,7 @@ export async function startGatewayNode(config: GatewayConfig): Promise<RunningGa
       epsilon: config.epsilon,
       vnodes: config.vnodes,
       connectTimeoutMs: config.connectTimeoutMs,
+      tlsConnect: tls.connect,
       log: { info: (m) => log.info(m), warn: (m) => log.warn(m) },
     });
     await members.start();
@@ -136,6 +141,7 @@ export async function startGatewayNode(config: GatewayConfig): Promise<RunningGa
         functions: registry.list().length,
       }),
       log,
+      https: tls.server,
     });
     await registerClusterRoutes(app, { members, token, secret, gatewayId });
     cleanups.push(() => app.close());
@@ -146,7 +152,7 @@ export async function startGatewayNode(config: GatewayConfig): Promise<RunningGa
     log.info(`gateway ${gatewayId}: database ${redactUrl(config.databaseUrl)}, routing ${config.routing}${config.routing === 'bounded' ? ` (epsilon ${config.epsilon})` : ''}`);
     let closing: Promise<void> | undefined;
     return {
-      url: `http://${host}:${port}`,
+      url: `${tls.server ? 'https' : 'http'}://${host}:${port}`,
       id: gatewayId,
       tokenFile,
       secretSource,

@@ -39,6 +39,8 @@ export interface GatewayDeps {
   checkManifest: (m: Manifest) => string | undefined;
   health: () => Record<string, unknown>;
   log: { error: (obj: unknown, msg?: string) => void };
+  /** Serve HTTPS with this certificate (a cluster gateway given --tls-cert/--tls-key). */
+  https?: { cert: Buffer; key: Buffer };
 }
 
 export function errorBody(err: LaminaError, requestId?: string): string {
@@ -87,6 +89,7 @@ function drained(raw: IncomingMessage): Promise<boolean> {
 
 export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> {
   const app = Fastify({
+    ...(deps.https ? { https: deps.https } : {}),
     logger: false,
     bodyLimit: deps.payloadLimitBytes,
     // Requests may carry any body; we read it raw and parse JSON ourselves.
