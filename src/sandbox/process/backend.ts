@@ -26,8 +26,14 @@ export interface ProcessIsolation {
   hideHostPaths?: boolean;
 }
 
-/** What this machine lets the process tier do, tried once at start. */
+let detected: ProcessIsolation | undefined;
+
+/** What this machine lets the process tier do, tried once per process (the process and isolate tiers both ask). */
 export function detectProcessIsolation(): ProcessIsolation {
+  return (detected ??= detect());
+}
+
+function detect(): ProcessIsolation {
   const root = process.getuid?.() === 0;
   const unshare = root && spawnSync('unshare', ['--net', '--', 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--', 'true'], { stdio: 'ignore' }).status === 0;
   return { dropPrivileges: unshare, isolateNetwork: unshare, hideHostPaths: unshare && canHidePaths() };
