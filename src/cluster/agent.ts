@@ -3,6 +3,7 @@
 // with its load and warm functions, register again when a gateway no longer
 // knows it, and deregister when it stops. It never gives up on an
 // unreachable gateway: the worker keeps serving calls meanwhile.
+import { fetch, type Dispatcher } from 'undici';
 import { INTERNAL_PREFIX, type MembershipAnswer, type WorkerInfo, type WorkerReport } from './protocol.js';
 
 export interface AgentOptions {
@@ -13,6 +14,8 @@ export interface AgentOptions {
   boot: string;
   info: WorkerInfo;
   heartbeatMs: number;
+  /** Trusts the cluster's CA for an https gateway (cluster/tls.ts); default: undici's own. */
+  dispatcher?: Dispatcher;
   report: () => WorkerReport;
   log: { info(msg: string): void; warn(msg: string): void };
 }
@@ -62,6 +65,7 @@ export class Agent {
       headers: { authorization: `Bearer ${this.o.secret}`, 'content-type': 'application/json' },
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(Math.max(2000, this.o.heartbeatMs * 2)),
+      ...(this.o.dispatcher ? { dispatcher: this.o.dispatcher } : {}),
     });
     const text = await res.text();
     let json: unknown;

@@ -9,6 +9,7 @@ import pino from 'pino';
 import type { Prices } from '../metering/billing.js';
 import { KeyStore } from '../keys/store.js';
 import { buildGateway } from '../gateway/app.js';
+import { loadClusterTls, type ClusterTlsConfig } from './tls.js';
 import { Metrics } from '../gateway/metrics.js';
 import { Registry } from '../registry/registry.js';
 import type { Manifest } from '../registry/types.js';
@@ -47,6 +48,8 @@ export interface GatewayConfig {
   deployLimitBytes: number;
   billingGranularityMs: number;
   prices: Prices;
+  /** TLS with the workers (and on this gateway's port when it has a certificate). */
+  tls?: ClusterTlsConfig;
 }
 
 export interface RunningGateway {
@@ -59,6 +62,7 @@ export interface RunningGateway {
 
 export async function startGatewayNode(config: GatewayConfig): Promise<RunningGateway> {
   const log = pino({ level: process.env.LAMINA_LOG_LEVEL ?? 'info', base: undefined }, pino.destination(2));
+  const tls = loadClusterTls(config.tls);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const { token, file: tokenFile } = loadOrCreateToken(config.dataDir, config.token);
   const secret = config.clusterSecret || token;
@@ -85,6 +89,7 @@ export async function startGatewayNode(config: GatewayConfig): Promise<RunningGa
       epsilon: config.epsilon,
       vnodes: config.vnodes,
       connectTimeoutMs: config.connectTimeoutMs,
+      tlsConnect: tls.connect,
       log: { info: (m) => log.info(m), warn: (m) => log.warn(m) },
     });
     await members.start();
@@ -153,6 +158,7 @@ export async function startGatewayNode(config: GatewayConfig): Promise<RunningGa
       }),
       log,
       asyncQueue,
+      https: tls.server,
     });
     await registerClusterRoutes(app, { members, token, secret, gatewayId });
     cleanups.push(() => app.close());
@@ -163,7 +169,7 @@ export async function startGatewayNode(config: GatewayConfig): Promise<RunningGa
     log.info(`gateway ${gatewayId}: database ${redactUrl(config.databaseUrl)}, routing ${config.routing}${config.routing === 'bounded' ? ` (epsilon ${config.epsilon})` : ''}`);
     let closing: Promise<void> | undefined;
     return {
-      url: `http://${host}:${port}`,
+      url: `${tls.server ? 'https' : 'http'}://${host}:${port}`,
       id: gatewayId,
       tokenFile,
       secretSource,

@@ -74,6 +74,8 @@ export interface MembershipOptions {
   epsilon: number;
   vnodes: number;
   connectTimeoutMs: number;
+  /** TLS trust for https workers (cluster/tls.ts). */
+  tlsConnect?: { ca?: Buffer };
   log: { info(msg: string): void; warn(msg: string): void };
 }
 
@@ -200,7 +202,7 @@ export class Membership {
 
   private newPool(origin: string): Pool {
     return new Pool(origin, {
-      connect: { timeout: this.opts.connectTimeoutMs },
+      connect: { timeout: this.opts.connectTimeoutMs, ...this.opts.tlsConnect },
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 120_000,
       bodyTimeout: 0,

@@ -8,6 +8,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import os from 'node:os';
 import pino from 'pino';
 import type { ServerConfig } from '../config.js';
@@ -25,6 +26,7 @@ import { CodeCache } from './code.js';
 import { startTriggers } from '../triggers/node.js';
 import { AsyncQueue } from '../triggers/queue.js';
 import { ASYNC_CHANNEL, PgListener, REGISTRY_CHANNEL } from './notify.js';
+import { loadClusterTls, type ClusterTlsConfig } from './tls.js';
 import { ACCEPTED_HEADER, CALL_CONTENT_TYPE, INTERNAL_PREFIX, REFUSED_HEADER, decodeCall, secretMatches, type InvokeEnvelope, type WorkerReport } from './protocol.js';
 
 export interface WorkerNodeConfig extends ServerConfig {
@@ -36,6 +38,8 @@ export interface WorkerNodeConfig extends ServerConfig {
   heartbeatMs: number;
   /** Full registry refresh period, as a safety net under notices. */
   refreshMs: number;
+  /** TLS with the gateways: serve HTTPS with a certificate, trust a CA when calling them (cluster/tls.ts). */
+  tls?: ClusterTlsConfig;
 }
 
 export interface RunningWorkerNode {
@@ -64,6 +68,15 @@ function sendError(res: http.ServerResponse, err: LaminaError, headers: Record<s
   send(res, err.status, { error: { type: err.type, message: err.message, extra: err.extra } }, headers);
 }
 
+/** A function name from the path; bad percent-encoding is the caller's error (400), not the worker's. */
+function decodeName(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new LaminaError('BadRequest', `the function name in the path is not valid percent-encoding`);
+  }
+}
+
 function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -83,6 +96,7 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
 
 export async function startWorkerNode(config: WorkerNodeConfig): Promise<RunningWorkerNode> {
   const log = pino({ level: process.env.LAMINA_LOG_LEVEL ?? 'info', base: undefined }, pino.destination(2));
+  const tls = loadClusterTls(config.tls);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const id = config.workerId;
   const boot = randomBytes(8).toString('hex');
@@ -239,7 +253,8 @@ export async function startWorkerNode(config: WorkerNodeConfig): Promise<Running
       res.end(JSON.stringify(envelope));
     };
 
-    const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => {
+    const serverOptions = { keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 };
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
       const url = req.url ?? '/';
       const handle = async () => {
         if (url === '/healthz' && req.method === 'GET') return send(res, 200, { status: stopping ? 'stopping' : 'ok', worker: id, boot, tier: sandboxes.defaultTier });
@@ -247,14 +262,14 @@ export async function startWorkerNode(config: WorkerNodeConfig): Promise<Running
         if (!secretMatches(req.headers.authorization, config.clusterSecret)) return sendError(res, new LaminaError('Unauthorized', 'the cluster secret is required'));
         const route = url.slice(INTERNAL_PREFIX.length).split('?')[0]!;
         const m = /^\/invoke\/([^/]+)$/.exec(route);
-        if (m && req.method === 'POST') return invoke(req, res, decodeURIComponent(m[1]!));
+        if (m && req.method === 'POST') return invoke(req, res, decodeName(m[1]!));
         if (route === '/flush' && req.method === 'POST') {
           await invocations.flush();
           return send(res, 200, { flushed: true });
         }
         if (route === '/ping' && req.method === 'GET') return send(res, 200, { id, boot });
         const inst = /^\/instances\/([^/]+)$/.exec(route);
-        if (inst && req.method === 'GET') return send(res, 200, { instances: await worker.instances(decodeURIComponent(inst[1]!)) });
+        if (inst && req.method === 'GET') return send(res, 200, { instances: await worker.instances(decodeName(inst[1]!)) });
         if (route === '/stats' && req.method === 'GET') return send(res, 200, report());
         return sendError(res, new LaminaError('NotFound', `no route for ${req.method} ${url.split('?')[0]}`));
       };
@@ -263,7 +278,8 @@ export async function startWorkerNode(config: WorkerNodeConfig): Promise<Running
         if (res.headersSent) res.destroy();
         else sendError(res, le);
       });
-    });
+    };
+    const server = tls.server ? https.createServer({ ...serverOptions, ...tls.server }, handler) : http.createServer(serverOptions, handler);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.port, config.host, () => resolve());
@@ -278,7 +294,7 @@ export async function startWorkerNode(config: WorkerNodeConfig): Promise<Running
     const addr = server.address();
     const port = typeof addr === 'object' && addr ? addr.port : config.port;
     const host = config.host === '0.0.0.0' || config.host === '::' ? outwardAddress() : config.host;
-    const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const url = `${tls.server ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
     const advertised = (config.advertiseUrl ?? url).replace(/\/+$/, '');
 
     // Async events of the shared queue run here too (any worker may run any event; warm functions first).
@@ -315,6 +331,7 @@ export async function startWorkerNode(config: WorkerNodeConfig): Promise<Running
       boot,
       info: { tiers: sandboxes.tiers.filter((t) => t.ok).map((t) => t.tier), defaultTier: sandboxes.defaultTier, version: '0.1.0', pid: process.pid, host: os.hostname() },
       heartbeatMs: config.heartbeatMs,
+      dispatcher: tls.dispatcher,
       report,
       log: { info: (m) => log.info(m), warn: (m) => log.warn(m) },
     });

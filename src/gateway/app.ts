@@ -46,6 +46,8 @@ export interface GatewayDeps {
   log: { error: (obj: unknown, msg?: string) => void };
   /** The durable async queue (src/triggers): `x-lamina-invocation-type: Event` calls, GET /api/v1/queue. */
   asyncQueue?: AsyncQueue;
+  /** Serve HTTPS with this certificate (a cluster gateway given --tls-cert/--tls-key). */
+  https?: { cert: Buffer; key: Buffer };
 }
 
 export function errorBody(err: LaminaError, requestId?: string): string {
@@ -94,6 +96,7 @@ function drained(raw: IncomingMessage): Promise<boolean> {
 
 export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> {
   const app = Fastify({
+    ...(deps.https ? { https: deps.https } : {}),
     logger: false,
     bodyLimit: deps.payloadLimitBytes,
     // Requests may carry any body; we read it raw and parse JSON ourselves.

@@ -27,6 +27,7 @@ import { LaminaError } from '../errors.js';
 import { nodeBinds, PYTHON } from '../sandbox/container/bwrap-args.js';
 import { openCgroups, type CgroupManager, type SandboxCgroup } from '../sandbox/container/cgroups.js';
 import { seccompProgram } from '../sandbox/container/seccomp.js';
+import { sharedUids } from '../sandbox/uids.js';
 import { DRIVER_SOURCE } from './driver.js';
 import { currentNodeIdentity, type PackagePlan, type RuntimeIdentity } from './plan.js';
 import { explainPipFailure, installedDistributions, pipArgs, SITE_PACKAGES } from './pip.js';
@@ -35,9 +36,6 @@ import { RegistryProxy, registryTarget, type ProxyTarget } from './proxy.js';
 import { dirStats, removeAll } from './tree.js';
 
 const MiB = 1024 * 1024;
-/** Host uids for installers (apart from the sandbox tiers' 200000..499999). */
-const UID_BASE = 500_000;
-const UID_SPAN = 100_000;
 const SECCOMP_FD = 3;
 const POLL_MS = 500;
 const OUTPUT_TAIL = 32 * 1024;
@@ -318,11 +316,12 @@ export class Installer {
   /** Runs `node -e 0` the way an install runs; '' on success, else why not. */
   private async trial(): Promise<string> {
     const root = await fs.mkdtemp(path.join(os.tmpdir(), 'lamina-install-'));
+    let uid: number | undefined;
     try {
       await fs.chmod(root, 0o711);
       const work = path.join(root, 'work');
       await fs.mkdir(work, { mode: 0o700 });
-      const uid = this.nextUid();
+      uid = await sharedUids().acquire();
       if (process.getuid?.() === 0) await fs.chown(work, uid, uid);
       const launch = await this.bwrapLaunch(root, work, uid, undefined, [process.execPath, '-e', '0']);
       const child = spawn(launch.command, launch.args, { env: launch.env, stdio: ['ignore', 'ignore', 'pipe', ...launch.extraFds] });
@@ -339,11 +338,8 @@ export class Installer {
       return (err as Error).message;
     } finally {
       await removeAll(root);
+      if (uid !== undefined) sharedUids().release(uid);
     }
-  }
-
-  private nextUid(): number {
-    return UID_BASE + (this.seq++ % UID_SPAN);
   }
 
   private async bwrapLaunch(root: string, work: string, uid: number, socketDir: string | undefined, command: string[], cg?: SandboxCgroup): Promise<Launch> {
@@ -453,6 +449,7 @@ export class Installer {
     let proxy: RegistryProxy | undefined;
     let manager: CgroupManager | undefined;
     let cg: SandboxCgroup | undefined;
+    let uid: number | undefined;
     let done = false;
     const cleanup = () => removeAll(root);
     try {
@@ -473,7 +470,8 @@ export class Installer {
         }
       }
       await fs.writeFile(path.join(root, 'driver.mjs'), DRIVER_SOURCE, { mode: 0o444 });
-      const uid = this.nextUid();
+      // A host-wide unique uid (sandbox/uids.ts); the result is given back to root before the uid is released.
+      uid = await sharedUids().acquire();
       if (asRoot) await chownTree(work, uid);
       onProgress({ phase: 'preparing', bytes: 0, lastLine: '' });
 
@@ -525,6 +523,8 @@ export class Installer {
       // Leftovers of the install, not part of the result.
       await removeAll(path.join(work, '.home'));
       await removeAll(path.join(work, '.tmp'));
+      // The uid goes back to the pool and may run a sandbox next: it must own nothing that is kept.
+      if (asRoot) await chownTree(work, 0);
       const stats = await dirStats(nodeModules, { refuseOutsideLinks: true });
       if (stats.problem) throw new LaminaError('InvalidFunction', `the installed dependencies hold ${stats.problem}; refused`);
       if (stats.bytes > this.limits.maxBytes) throw new LaminaError('InvalidFunction', tooBig(stats.bytes, this.limits.maxBytes, nodeModules));
@@ -550,6 +550,7 @@ export class Installer {
       if (cg) await cg.remove().catch((err: Error) => this.log(`package installer: ${err.message}`));
       if (manager) await manager.close().catch(() => undefined);
       if (!done) await cleanup();
+      if (uid !== undefined) sharedUids().release(uid);
     }
   }
 

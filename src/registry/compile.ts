@@ -13,6 +13,7 @@ import { builtinModules } from 'node:module';
 import path from 'node:path';
 import * as esbuild from 'esbuild';
 import { LaminaError } from '../errors.js';
+import { confineSourceMaps, confineTo, functionTsconfig } from './confine.js';
 import { externalPackages, isolatePackages, preloadSource, PRELOAD_FILE, type PackagesInput } from '../packages/bundle.js';
 import type { Manifest } from './types.js';
 
@@ -77,26 +78,6 @@ function wrapperSource(entry: string, handler: string): string {
   ].join('\n');
 }
 
-/** Refuses to bundle files outside the function directory (e.g. an absolute import of a server file, or the server's own node_modules); `also` are further allowed roots (the installed packages). */
-function confineTo(root: string, also: string[] = []): esbuild.Plugin {
-  const inside = (r: string, p: string) => {
-    const rel = path.relative(r, p);
-    return !(rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel));
-  };
-  return {
-    name: 'lamina-confine',
-    setup(build) {
-      build.onLoad({ filter: /.*/ }, (args) => {
-        if (args.namespace !== 'file') return undefined;
-        if (!inside(root, args.path) && !also.some((a) => inside(a, args.path))) {
-          return { errors: [{ text: `imports ${args.path}, which is outside the function directory` }] };
-        }
-        return undefined;
-      });
-    },
-  };
-}
-
 function formatBuildError(err: unknown): string {
   const first = (err as esbuild.BuildFailure).errors?.[0];
   if (!first) return err instanceof Error ? err.message : String(err);
@@ -134,7 +115,8 @@ async function bundleNode(srcDir: string, manifest: Manifest, outDir: string, pa
       sourcemap: 'inline',
       sourcesContent: false,
       logLevel: 'silent',
-      plugins: [confineTo(root), ...(packages ? [externalPackages(packages)] : [])],
+      tsconfigRaw: await functionTsconfig(root), // esbuild never looks for tsconfig files itself
+      plugins: [confineTo(root), ...(packages ? [externalPackages(packages)] : []), confineSourceMaps([root])],
       metafile: packages !== undefined,
     });
   } catch (err) {
@@ -225,7 +207,8 @@ async function bundleIsolate(srcDir: string, manifest: Manifest, outDir: string,
       define: NODE_ENV_DEFINE,
       logLevel: 'silent',
       nodePaths: deps,
-      plugins: [confineTo(root, deps), ...(packages ? [isolatePackages(packages)] : []), noNode(root)],
+      tsconfigRaw: await functionTsconfig(root),
+      plugins: [confineTo(root, deps), ...(packages ? [isolatePackages(packages)] : []), noNode(root), confineSourceMaps([root, ...deps])],
     });
   } catch (err) {
     throw new LaminaError('InvalidFunction', `compile error: ${formatBuildError(err)}`);

@@ -2,7 +2,10 @@
 // file and one folder per sandbox. It lives under the system temp dir, not the
 // data dir, because sandboxes run as unprivileged uids that must be able to
 // traverse to their files (a data dir under /root would not let them).
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+// Other local users can traverse the root but list nothing: each sandbox's
+// folder has an unguessable name and is 0700, owned by the sandbox's uid.
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runtimeFile } from '../util/paths.js';
@@ -33,10 +36,11 @@ export class RunDir {
     return file;
   }
 
-  /** A fresh directory for one sandbox. */
-  sandboxDir(id: string): string {
-    const dir = path.join(this.root, id);
-    mkdirSync(dir, { mode: 0o755 });
+  /** A fresh, private directory for one sandbox; `owner` (the sandbox's uid, when Lamina is root) is the only other uid that may enter it. */
+  sandboxDir(id: string, owner?: number): string {
+    const dir = path.join(this.root, `${id}-${randomBytes(9).toString('base64url')}`);
+    mkdirSync(dir, { mode: 0o700 });
+    if (owner !== undefined && process.getuid?.() === 0) chownSync(dir, owner, owner);
     return dir;
   }
 

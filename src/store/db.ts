@@ -16,8 +16,13 @@ export interface Db {
 }
 
 export async function openDatabase(dataDir: string): Promise<Db> {
-  fs.mkdirSync(dataDir, { recursive: true });
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const file = path.join(dataDir, 'lamina.db');
+  // The database holds invocation payloads and key hashes: owner-only, also for
+  // files made before this rule (SQLite gives its -wal and -shm files the same mode).
+  fs.closeSync(fs.openSync(file, 'a', 0o600));
+  fs.chmodSync(file, 0o600);
+  for (const side of ['-wal', '-shm']) if (fs.existsSync(file + side)) fs.chmodSync(file + side, 0o600);
   const sqlite = new SQLite(file);
   try {
     // WAL: readers never block the writer (metering writes while the admin API reads).

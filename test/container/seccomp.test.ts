@@ -51,6 +51,15 @@ out = {
   "clone3": sc(${n.clone3}, 0, 0),
   "personality_query": sc(${n.personality}, 0xffffffff),
   "personality_norandom": sc(${n.personality}, 0x0040000),
+  "move_pages": sc(${n.move_pages}, 0, 0, 0, 0, 0, 0),
+  "migrate_pages": sc(${n.migrate_pages}, 0, 0, 0, 0),
+  "set_mempolicy": sc(${n.set_mempolicy}, 0, 0, 0),
+  "mbind": sc(${n.mbind}, 0, 0, 0, 0, 0, 0),
+  "memfd_secret": sc(${n.memfd_secret}, 0),
+  "socket_vsock": sc(${n.socket}, 40, 1, 0),
+  "socket_netlink_audit": sc(${n.socket}, 16, 3, 9),
+  "socket_netlink_route": sc(${n.socket}, 16, 3, 0),
+  "socket_unix": sc(${n.socket}, 1, 1, 0),
   ${arch === 'x64' ? `"x32_mount": sc(${n.mount} | 0x40000000, 0, 0, 0, 0, 0),` : ''}
 }
 pid = os.fork()
@@ -70,11 +79,14 @@ print(json.dumps(out))
     assert.equal(r.status, 0, r.stderr);
     const out = JSON.parse(r.stdout) as Record<string, number>;
     const EPERM = -1;
-    for (const k of ['mount', 'umount2', 'ptrace', 'unshare', 'setns', 'bpf', 'keyctl', 'perf_event_open', 'userfaultfd', 'process_vm_readv', 'clone_newuser', 'clone_newnet', 'personality_norandom', 'x32_mount'])
+    for (const k of ['mount', 'umount2', 'ptrace', 'unshare', 'setns', 'bpf', 'keyctl', 'perf_event_open', 'userfaultfd', 'process_vm_readv', 'clone_newuser', 'clone_newnet', 'personality_norandom', 'x32_mount',
+      'move_pages', 'migrate_pages', 'set_mempolicy', 'mbind', 'memfd_secret', 'socket_vsock', 'socket_netlink_audit'])
       if (k in out) assert.equal(out[k], EPERM, `${k} -> ${out[k]}`);
     assert.equal(out.clone3, -38, 'clone3 -> ENOSYS, so libc falls back to clone');
     assert.ok(out.getpid! > 0);
     assert.ok(out.personality_query! >= 0);
+    assert.ok(out.socket_netlink_route! >= 0, `netlink route sockets still open (${out.socket_netlink_route})`);
+    assert.ok(out.socket_unix! >= 0, `unix sockets still open (${out.socket_unix})`);
     assert.equal(out.fork, 7);
     assert.equal(out.thread, 1);
   } finally {

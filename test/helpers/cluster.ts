@@ -28,9 +28,9 @@ export async function spawnLamina(what: 'gateway' | 'worker', args: string[], en
   proc.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   proc.stderr!.on('data', (b: Buffer) => (out += b.toString()));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  const re = new RegExp(`Lamina ${what} listening on (http://\\S+)`);
+  const re = new RegExp(`Lamina ${what} listening on (https?://\\S+)`);
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what} did not start in 30 s:\n${out}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`${what} did not start in 90 s:\n${out}`)), 90_000);
     const check = () => {
       const m = re.exec(out);
       if (m) {

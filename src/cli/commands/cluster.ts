@@ -6,6 +6,7 @@ import { baseConfig, defaultDataDir, validateConfig, type ServerConfig } from '.
 import { startGatewayNode, type GatewayConfig } from '../../cluster/gateway-node.js';
 import type { WorkerView } from '../../cluster/membership.js';
 import { DEFAULT_EPSILON, ROUTING_POLICIES, isRoutingPolicy } from '../../cluster/ring.js';
+import { clusterTlsFromEnv } from '../../cluster/tls.js';
 import { startWorkerNode, type WorkerNodeConfig } from '../../cluster/worker-node.js';
 import { isPostgresUrl } from '../../store/postgres.js';
 import { Client, CliError, type ClientOptions } from '../client.js';
@@ -47,6 +48,9 @@ export function registerGateway(program: Command): void {
     .addOption(new Option('--routing <policy>', 'how calls pick a worker (default: LAMINA_ROUTING or bounded)').choices([...ROUTING_POLICIES]))
     .option('--epsilon <e>', 'bounded loads: a worker takes a call only below (1+e) x the average load (default: LAMINA_EPSILON or 1)', positive('--epsilon'))
     .option('--cluster-secret <secret>', 'secret shared with the workers (default: LAMINA_CLUSTER_SECRET, else the admin token)')
+    .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (default: LAMINA_CLUSTER_TLS_CERT)')
+    .option('--tls-key <file>', 'the PEM key of --tls-cert (default: LAMINA_CLUSTER_TLS_KEY)')
+    .option('--tls-ca <file>', 'PEM CA certificates trusted when calling https workers (default: LAMINA_CLUSTER_TLS_CA, else the system\'s)')
     .option('--heartbeat-timeout <ms>', 'a worker silent this long is down (default: LAMINA_HEARTBEAT_TIMEOUT_MS or 3000)', int('--heartbeat-timeout'))
     .option('--id <id>', "this gateway's id (default: gateway-HOST-PID)")
     .action(async (o: Record<string, unknown>) => {
@@ -62,6 +66,7 @@ export function registerGateway(program: Command): void {
         id: o.id as string | undefined,
         token: (program.opts() as { token?: string }).token || base.token,
         clusterSecret: (o.clusterSecret as string | undefined) || process.env.LAMINA_CLUSTER_SECRET || undefined,
+        tls: clusterTlsFromEnv({ cert: o.tlsCert as string | undefined, key: o.tlsKey as string | undefined, ca: o.tlsCa as string | undefined }),
         routing,
         epsilon: (o.epsilon as number | undefined) ?? envNum('LAMINA_EPSILON', DEFAULT_EPSILON),
         vnodes: envNum('LAMINA_VNODES', 160),
@@ -100,6 +105,9 @@ export function registerWorker(program: Command): void {
     .option('--data-dir <dir>', 'code cache and scratch space (default: LAMINA_DATA_DIR/worker-ID or ~/.lamina/worker-ID)')
     .option('--database <url>', 'PostgreSQL URL shared by the cluster (default: LAMINA_DATABASE_URL)')
     .option('--cluster-secret <secret>', 'secret shared with the gateways (default: LAMINA_CLUSTER_SECRET, else LAMINA_TOKEN/--token)')
+    .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (default: LAMINA_CLUSTER_TLS_CERT)')
+    .option('--tls-key <file>', 'the PEM key of --tls-cert (default: LAMINA_CLUSTER_TLS_KEY)')
+    .option('--tls-ca <file>', 'PEM CA certificates trusted when calling https gateways (default: LAMINA_CLUSTER_TLS_CA, else the system\'s)')
     .option('--sandbox <tier>', 'sandbox tier: auto, container, process or isolate')
     .option('--pool-size <n>', 'pre-started runtimes kept per shape', int('--pool-size'))
     .option('--keep-alive <ms>', 'idle time before an instance is stopped', int('--keep-alive'))
@@ -136,6 +144,7 @@ export function registerWorker(program: Command): void {
         databaseUrl: databaseUrl(o.database as string | undefined),
         advertiseUrl: o.advertise as string | undefined,
         clusterSecret: secret,
+        tls: clusterTlsFromEnv({ cert: o.tlsCert as string | undefined, key: o.tlsKey as string | undefined, ca: o.tlsCa as string | undefined }),
         heartbeatMs: (o.heartbeat as number | undefined) ?? envNum('LAMINA_HEARTBEAT_MS', 1000),
         refreshMs: envNum('LAMINA_REFRESH_MS', 10_000),
       };

@@ -13,14 +13,12 @@ import { placeCodeFiles } from '../code.js';
 import { packageViews } from '../packages.js';
 import type { RunDir } from '../run-dir.js';
 import type { RuntimeName, Sandbox, SandboxBackend, SandboxShape } from '../types.js';
+import { sharedUids } from '../uids.js';
 import { PYTHON, SANDBOX_PATHS, bwrapArgs, etcContents, nodeArgs, nodeBinds, pythonBinds, type Bind } from './bwrap-args.js';
 import { openCgroups, type CgroupLimits, type CgroupManager, type CgroupOptions, type SandboxCgroup } from './cgroups.js';
 import { seccompProgram } from './seccomp.js';
 
 const MiB = 1024 * 1024;
-/** Host uids for sandboxes when Lamina is root: one per sandbox, apart from the process tier's 200000+ range. */
-const UID_BASE = 300_000;
-const UID_SPAN = 100_000;
 /** bwrap reads the seccomp program from this descriptor (0-2 stdio, 3 the protocol channel). */
 const SECCOMP_FD = 4;
 
@@ -110,14 +108,23 @@ export class ContainerBackend implements SandboxBackend {
     const s = await this.prepare();
     const n = this.seq++;
     const id = `c${n.toString(36)}-${process.pid.toString(36)}`;
-    const dir = this.runDir.sandboxDir(id);
-    const codeDir = path.join(dir, 'code');
-    await mkdir(codeDir, { mode: 0o755 });
+    // A host uid per sandbox, unique host-wide (sandbox/uids.ts); bwrap runs as it in setpriv mode.
+    const uid = await sharedUids().acquire();
+    let dir: string;
     let cg: SandboxCgroup;
     try {
+      dir = this.runDir.sandboxDir(id, s.mode === 'setpriv' ? uid : undefined);
+    } catch (err) {
+      sharedUids().release(uid);
+      throw err;
+    }
+    const codeDir = path.join(dir, 'code');
+    try {
+      await mkdir(codeDir, { mode: 0o755 });
       cg = await s.cgroups.create(id, this.limits(shape));
     } catch (err) {
       await rm(dir, { recursive: true, force: true });
+      sharedUids().release(uid);
       throw err;
     }
 
@@ -167,6 +174,7 @@ export class ContainerBackend implements SandboxBackend {
           this.log(`container ${id}: ${(err as Error).message}`);
         }
         await rm(dir, { recursive: true, force: true });
+        sharedUids().release(uid);
       },
     });
     this.live.add(sandbox);
@@ -175,7 +183,7 @@ export class ContainerBackend implements SandboxBackend {
         ? // -I: ignore PYTHON* variables and the user site; the cgroup is the memory limit.
           [PYTHON, '-I', `${SANDBOX_PATHS.runtimeDir}/runtime.py`]
         : [process.execPath, ...nodeArgs({ memoryMb: shape.memoryMb, permissions: this.opts.nodePermissions, runtimePath: `${SANDBOX_PATHS.runtimeDir}/node.mjs` })];
-    const launch = this.launch(s, shape, n, cg, codeDir, command);
+    const launch = this.launch(s, shape, uid, cg, codeDir, command);
     const fd = openSync(s.seccompFile, 'r');
     try {
       // The environment is empty (bwrap --clearenv); the manifest's env arrives with `load`.
@@ -206,8 +214,7 @@ export class ContainerBackend implements SandboxBackend {
     };
   }
 
-  private launch(s: Setup, shape: SandboxShape, n: number, cg: SandboxCgroup, codeDir: string, command: string[]): { command: string; args: string[]; env: Record<string, string> } {
-    const uid = UID_BASE + (n % UID_SPAN);
+  private launch(s: Setup, shape: SandboxShape, uid: number, cg: SandboxCgroup, codeDir: string, command: string[]): { command: string; args: string[]; env: Record<string, string> } {
     const bw = bwrapArgs({
       rootBinds: s.rootBinds[shape.runtime] ?? [],
       etcFiles: s.etcFiles,
@@ -283,14 +290,15 @@ export class ContainerBackend implements SandboxBackend {
   /** Runs `node -e 0` the way a sandbox runs; returns '' on success, else why not. */
   private async trial(s: Setup): Promise<string> {
     const id = `probe-${this.seq++}`;
-    const dir = this.runDir.sandboxDir(id);
+    const uid = await sharedUids().acquire();
+    const dir = this.runDir.sandboxDir(id, s.mode === 'setpriv' ? uid : undefined);
     const codeDir = path.join(dir, 'code');
-    await mkdir(codeDir, { mode: 0o755 });
     let cg: SandboxCgroup | undefined;
     try {
+      await mkdir(codeDir, { mode: 0o755 });
       const shape: SandboxShape = { runtime: 'node', memoryMb: 128, network: false };
       cg = await s.cgroups.create(id, this.limits(shape));
-      const { command, args, env } = this.launch(s, shape, 0, cg, codeDir, [process.execPath, '-e', 'require("fs").readFileSync("/proc/self/status", "utf8").includes("Seccomp:\\t2") || process.exit(3)']);
+      const { command, args, env } = this.launch(s, shape, uid, cg, codeDir, [process.execPath, '-e', 'require("fs").readFileSync("/proc/self/status", "utf8").includes("Seccomp:\\t2") || process.exit(3)']);
       const fd = openSync(s.seccompFile, 'r');
       const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe', 'ignore', fd] });
       closeSync(fd);
@@ -308,6 +316,7 @@ export class ContainerBackend implements SandboxBackend {
     } finally {
       await cg?.remove().catch(() => undefined);
       await rm(dir, { recursive: true, force: true });
+      sharedUids().release(uid);
     }
   }
 }

@@ -29,6 +29,8 @@ export interface SandboxCgroup {
   oomKills(): Promise<number>;
   /** Changes the task cap (a function's own `processes` limit, set when it loads). */
   setPidsMax(n: number): Promise<void>;
+  /** Changes the memory limit of a live cgroup (the isolate tier grows a host's as isolates join it). */
+  setMemoryLimit(bytes: number): Promise<void>;
   /** Resolves once every task is frozen. */
   freeze(): Promise<void>;
   thaw(): Promise<void>;
@@ -193,6 +195,7 @@ abstract class BaseCgroup implements SandboxCgroup {
   abstract freeze(): Promise<void>;
   abstract thaw(): Promise<void>;
   abstract killAll(spare?: number): void;
+  abstract setMemoryLimit(bytes: number): Promise<void>;
   protected abstract readOomKills(): Promise<number>;
 
   async oomKills(): Promise<number> {
@@ -230,6 +233,20 @@ class V1Cgroup extends BaseCgroup {
 
   async setPidsMax(n: number): Promise<void> {
     await writeFile(path.join(this.dir.pids, 'pids.max'), String(n));
+  }
+
+  async setMemoryLimit(bytes: number): Promise<void> {
+    const mem = path.join(this.dir.memory, 'memory.limit_in_bytes');
+    const memsw = path.join(this.dir.memory, 'memory.memsw.limit_in_bytes');
+    if (!existsSync(memsw)) return writeFile(mem, String(bytes));
+    // memory+swap must stay at or above the memory limit: raise it first, lower it last.
+    if (bytes > (await readNum(mem))) {
+      await writeFile(memsw, String(bytes));
+      await writeFile(mem, String(bytes));
+    } else {
+      await writeFile(mem, String(bytes));
+      await writeFile(memsw, String(bytes));
+    }
   }
 
   async setLimits(l: CgroupLimits): Promise<void> {
@@ -307,6 +324,10 @@ class V2Cgroup extends BaseCgroup {
     onRemoved: () => void,
   ) {
     super([dir], [path.join(dir, 'cgroup.procs')], onRemoved);
+  }
+
+  async setMemoryLimit(bytes: number): Promise<void> {
+    if (this.controllers.has('memory')) await writeFile(path.join(this.dir, 'memory.max'), String(bytes));
   }
 
   async setLimits(l: CgroupLimits): Promise<void> {

@@ -8,6 +8,7 @@
 const OFF_NR = 0;
 const OFF_ARCH = 4;
 const OFF_ARG0_LO = 16;
+const OFF_ARG2_LO = 32;
 
 // BPF opcodes (linux/filter.h).
 const LD_W_ABS = 0x20;
@@ -43,9 +44,17 @@ export const DENIED_SYSCALLS = [
   'settimeofday', 'clock_settime', 'adjtimex', 'clock_adjtime',
   'io_uring_setup', 'io_uring_enter', 'io_uring_register',
   'iopl', 'ioperm', 'uselib', '_sysctl', 'nfsservctl',
+  // NUMA placement and secret memory: host memory policy and pages no one can inspect (Docker denies them too).
+  'move_pages', 'migrate_pages', 'set_mempolicy', 'mbind', 'memfd_secret',
 ] as const;
 
-type Syscall = (typeof DENIED_SYSCALLS)[number] | 'clone' | 'clone3' | 'personality';
+/** Socket families refused outright: AF_VSOCK reaches the hypervisor and other VMs, which no network namespace confines. */
+const AF_VSOCK = 40;
+/** AF_NETLINK is allowed (Node and libc query their own interfaces through it) except the audit protocol. */
+const AF_NETLINK = 16;
+const NETLINK_AUDIT = 9;
+
+type Syscall = (typeof DENIED_SYSCALLS)[number] | 'clone' | 'clone3' | 'personality' | 'socket';
 
 /** Numbers from the kernel's unistd headers; a syscall missing on an arch is left out. */
 export const SYSCALL_NUMBERS: Record<'x64' | 'arm64', Partial<Record<Syscall, number>>> = {
@@ -59,7 +68,8 @@ export const SYSCALL_NUMBERS: Record<'x64' | 'arm64', Partial<Record<Syscall, nu
     settimeofday: 164, clock_settime: 227, adjtimex: 159, clock_adjtime: 305,
     io_uring_setup: 425, io_uring_enter: 426, io_uring_register: 427,
     iopl: 172, ioperm: 173, uselib: 134, _sysctl: 156, nfsservctl: 180,
-    clone: 56, clone3: 435, personality: 135,
+    move_pages: 279, migrate_pages: 256, set_mempolicy: 238, mbind: 237, memfd_secret: 447,
+    clone: 56, clone3: 435, personality: 135, socket: 41,
   },
   arm64: {
     mount: 40, umount2: 39, pivot_root: 41, chroot: 51, fsopen: 430, fsconfig: 431, fsmount: 432, fspick: 433, move_mount: 429, open_tree: 428, mount_setattr: 442,
@@ -71,7 +81,8 @@ export const SYSCALL_NUMBERS: Record<'x64' | 'arm64', Partial<Record<Syscall, nu
     settimeofday: 170, clock_settime: 112, adjtimex: 171, clock_adjtime: 266,
     io_uring_setup: 425, io_uring_enter: 426, io_uring_register: 427,
     nfsservctl: 42,
-    clone: 220, clone3: 435, personality: 92,
+    move_pages: 239, migrate_pages: 238, set_mempolicy: 237, mbind: 235, memfd_secret: 447,
+    clone: 220, clone3: 435, personality: 92, socket: 198,
   },
 };
 
@@ -116,12 +127,18 @@ function archBlock(name: 'x64' | 'arm64'): Ins[] {
   // clone3 passes its flags in a struct the filter cannot read: ENOSYS makes glibc fall back to clone.
   p.push({ code: JEQ_K, k: nr.clone3!, jt: 'enosys' });
   p.push({ code: JEQ_K, k: nr.personality!, jt: `${name}_personality` });
+  p.push({ code: JEQ_K, k: nr.socket!, jt: `${name}_socket` });
   p.push({ code: JEQ_K, k: nr.clone!, jf: 'allow' });
   // clone(flags, ...): flags is args[0] on both arches; refuse any new namespace.
   p.push({ code: LD_W_ABS, k: OFF_ARG0_LO }, { code: JSET_K, k: CLONE_NAMESPACE_FLAGS, jt: 'eperm', jf: 'allow' });
   p.push({ label: `${name}_personality` }, { code: LD_W_ABS, k: OFF_ARG0_LO });
   for (const v of PERSONALITY_ALLOWED) p.push({ code: JEQ_K, k: v, jt: 'allow' });
   p.push({ code: RET_K, k: RET_ERRNO | EPERM });
+  // socket(domain, type, protocol): no vsock; netlink but not its audit protocol.
+  p.push({ label: `${name}_socket` }, { code: LD_W_ABS, k: OFF_ARG0_LO });
+  p.push({ code: JEQ_K, k: AF_VSOCK, jt: 'eperm' });
+  p.push({ code: JEQ_K, k: AF_NETLINK, jf: 'allow' });
+  p.push({ code: LD_W_ABS, k: OFF_ARG2_LO }, { code: JEQ_K, k: NETLINK_AUDIT, jt: 'eperm', jf: 'allow' });
   return p;
 }
 

@@ -12,12 +12,19 @@ import { detectProcessIsolation, type ProcessIsolation } from '../process/backen
 import type { RunDir } from '../run-dir.js';
 import type { LoadSpec, RuntimeName, Sandbox, SandboxBackend, SandboxShape } from '../types.js';
 import { buildHostFiles, type HostFiles } from './build.js';
-import { HostProcess } from './host-process.js';
+import { openCgroups, type CgroupManager } from '../container/cgroups.js';
+import { HostProcess, type HostCgroup } from './host-process.js';
 import { IsolateSandbox, type HostBroker } from './sandbox.js';
+import { sharedUids } from '../uids.js';
 
-/** Host uids, apart from the process (200000+) and container (300000+) ranges, so tiers cannot signal each other. */
-const UID_BASE = 400_000;
-const UID_SPAN = 100_000;
+
+/** A host's own memory beyond its isolates' caps: Node, isolated-vm and the protocol buffers. */
+const HOST_OVERHEAD_MB = 96;
+/**
+ * Joins the cgroup (the cgroup.procs files before `--`) and execs the rest, so the
+ * host is accounted from its first allocation; run as root, before setpriv drops it.
+ */
+const JOIN_CGROUP = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"';
 
 export interface IsolateBackendOptions {
   isolation?: ProcessIsolation;
@@ -35,8 +42,10 @@ export class IsolateBackend implements SandboxBackend, HostBroker {
   private readonly all = new Set<HostProcess>();
   private readonly isolation: ProcessIsolation;
   private seq = 0;
-  private hostSeq = 0;
   private closed = false;
+  /** The hosts' cgroups, where the machine has them (root): V8's heap cap misses WebAssembly memory, the cgroup does not. */
+  private cgroups: Promise<CgroupManager | undefined> | undefined;
+  private hostSeq = 0;
 
   constructor(
     private readonly runDir: RunDir,
@@ -77,6 +86,20 @@ export class IsolateBackend implements SandboxBackend, HostBroker {
   async close(): Promise<void> {
     this.closed = true;
     await Promise.all([...this.all].map((h) => h.stop()));
+    await (await this.cgroups)?.close().catch(() => undefined);
+  }
+
+  /** A cgroup for one more host, limited to its overhead until isolates join; undefined without cgroups. */
+  private async hostCgroup(): Promise<HostCgroup | undefined> {
+    this.cgroups ??= (process.getuid?.() === 0 ? openCgroups() : Promise.reject(new Error('not root'))).catch((err: Error) => {
+      this.log(`isolate: hosts run without a cgroup (${err.message}); WebAssembly memory is then not bounded`);
+      return undefined;
+    });
+    const manager = await this.cgroups;
+    if (!manager) return undefined;
+    const overheadBytes = HOST_OVERHEAD_MB * 1024 * 1024;
+    const cgroup = await manager.create(`isolate-host-${this.hostSeq++}`, { memoryBytes: overheadBytes, pidsMax: 256, cpuShares: 1024, cpuQuotaCores: 0 });
+    return { cgroup, overheadBytes };
   }
 
   /** HostBroker: the host of this function, started (or taken from the spares) on first need. */
@@ -142,16 +165,34 @@ export class IsolateBackend implements SandboxBackend, HostBroker {
     const nodeArgs = ['--no-node-snapshot', '--experimental-permission', `--allow-fs-read=${files.dir}/`, '--allow-addons', '--disable-warning=ExperimentalWarning', '--disable-warning=SecurityWarning', files.program];
     let command = process.execPath;
     let args = nodeArgs;
+    let uid: number | undefined;
     if (this.isolation.dropPrivileges) {
-      const uid = UID_BASE + (this.hostSeq++ % UID_SPAN);
+      // Unique host-wide, so no other sandbox, of this server or another, shares it (sandbox/uids.ts).
+      uid = await sharedUids().acquire();
       const setpriv = ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--pdeathsig=KILL', '--', process.execPath, ...nodeArgs];
       const netns = !network && this.isolation.isolateNetwork;
       command = netns ? 'unshare' : 'setpriv';
       args = netns ? ['--net', '--', ...setpriv] : setpriv.slice(1);
     }
-    const host = await HostProcess.start(command, args, files.dir);
+    let cg: HostCgroup | undefined;
+    let host: HostProcess;
+    try {
+      cg = await this.hostCgroup();
+      if (cg) {
+        args = ['-c', JOIN_CGROUP, 'lamina-isolate-host', ...cg.cgroup.procsFiles, '--', command, ...args];
+        command = '/bin/sh';
+      }
+      host = await HostProcess.start(command, args, files.dir, cg);
+    } catch (err) {
+      await cg?.cgroup.remove().catch(() => undefined);
+      if (uid !== undefined) sharedUids().release(uid);
+      throw err;
+    }
     this.all.add(host);
-    host.onExited(() => this.all.delete(host));
+    host.onExited(() => {
+      this.all.delete(host);
+      if (uid !== undefined) sharedUids().release(uid);
+    });
     if (this.closed) {
       await host.stop();
       throw new Error('the isolate backend is closed');

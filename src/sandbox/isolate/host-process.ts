@@ -2,6 +2,7 @@
 // fd 3, events routed to the isolates' sandboxes, and what its death means.
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Duplex } from 'node:stream';
+import type { SandboxCgroup } from '../container/cgroups.js';
 import { MAX_HOST_FRAME_BYTES, parseHostFrame } from '../frames.js';
 import { LineChannel, VIOLATION } from '../line-channel.js';
 import type { BackendFrame, FailureKind, HostFrame } from './protocol.js';
@@ -19,6 +20,15 @@ export interface IsolateListener {
 }
 
 const READY_TIMEOUT_MS = 10_000;
+const MiB = 1024 * 1024;
+/** Per isolate beyond its heap cap: code space, handles and isolated-vm's bookkeeping. */
+const ISOLATE_SLACK_MB = 16;
+
+/** A host's cgroup: its memory limit is `overheadBytes` plus the caps of the isolates it holds. */
+export interface HostCgroup {
+  cgroup: SandboxCgroup;
+  overheadBytes: number;
+}
 /** V8's fatal out-of-memory reports: one allocation larger than an isolate's heap limit aborts the host. */
 const OOM_RE = /is_heap_oom = 1|Reached heap limit|heap out of memory|CALL_AND_RETRY_LAST|invalid size error|Allocation failed/i;
 
@@ -37,8 +47,10 @@ export class HostProcess {
   private readonly exited: Promise<void>;
   private exitListeners: (() => void)[] = [];
   private violation: string | undefined;
+  /** Each attached isolate's memory cap, which the cgroup's limit follows. */
+  private readonly isolateBytes = new Map<string, number>();
 
-  private constructor(command: string, args: string[], cwd: string) {
+  private constructor(command: string, args: string[], cwd: string, private readonly cg?: HostCgroup) {
     this.child = spawn(command, args, { env: {}, cwd, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
     this.exited = new Promise((resolve) => {
       this.child.once('close', () => resolve());
@@ -49,7 +61,12 @@ export class HostProcess {
     this.child.stderr!.on('data', tail);
     this.child.on('error', (err) => this.onExit(`could not start: ${err.message}`));
     // 'close' rather than 'exit': by then all its output (V8's report of a fatal error) has arrived.
-    this.child.on('close', (code, signal) => this.onExit(signal ? `was killed by ${signal}` : `exited with code ${code}`));
+    this.child.on('close', (code, signal) => {
+      const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+      // The kernel's OOM killer leaves no output: the cgroup's count tells (WebAssembly memory lands here).
+      if (signal === 'SIGKILL' && cg) void cg.cgroup.oomKills().catch(() => 0).then((n) => this.onExit(how, n > 0));
+      else this.onExit(how);
+    });
     // Isolates run hostile code in this process: its frames are checked like a runtime's, and a bad one ends the host.
     this.channel = new LineChannel<HostFrame, BackendFrame>(this.child.stdio[3] as Duplex, (f) => this.onFrame(f), (reason) => this.violated(reason), {
       maxBytes: MAX_HOST_FRAME_BYTES,
@@ -57,8 +74,9 @@ export class HostProcess {
     });
   }
 
-  static async start(command: string, args: string[], cwd: string): Promise<HostProcess> {
-    const host = new HostProcess(command, args, cwd);
+  /** With `cg`, `command` must join the cgroup before it execs the host (isolate/backend.ts does). */
+  static async start(command: string, args: string[], cwd: string, cg?: HostCgroup): Promise<HostProcess> {
+    const host = new HostProcess(command, args, cwd, cg);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => host.readyWaiter?.(new Error('the isolate host did not start in time')), READY_TIMEOUT_MS);
       host.readyWaiter = (err) => {
@@ -91,6 +109,16 @@ export class HostProcess {
   /** Sends a request; a dead host answers every request with why it died. */
   request(frame: Request): Promise<Reply> {
     if (this.death) return Promise.resolve({ t: 'fail', q: -1, ...this.death });
+    if (frame.t === 'load' && this.cg) {
+      // Room for the new isolate first, then its load.
+      this.isolateBytes.set(frame.iso, (frame.memoryMb + ISOLATE_SLACK_MB) * MiB);
+      return this.applyMemoryLimit().then(() => this.send(frame));
+    }
+    return this.send(frame);
+  }
+
+  private send(frame: Request): Promise<Reply> {
+    if (this.death) return Promise.resolve({ t: 'fail', q: -1, ...this.death });
     const q = ++this.seq;
     return new Promise((resolve) => {
       this.replies.set(q, resolve);
@@ -104,6 +132,15 @@ export class HostProcess {
 
   detach(iso: string): void {
     this.isolates.delete(iso);
+    if (this.isolateBytes.delete(iso)) void this.applyMemoryLimit();
+  }
+
+  /** Sets the cgroup limit to the overhead plus the attached isolates' caps (a shrink below current use may be refused: the next change retries). */
+  private async applyMemoryLimit(): Promise<void> {
+    if (!this.cg || this.death) return;
+    let bytes = this.cg.overheadBytes;
+    for (const b of this.isolateBytes.values()) bytes += b;
+    await this.cg.cgroup.setMemoryLimit(bytes).catch(() => undefined);
   }
 
   onExited(listener: () => void): void {
@@ -145,14 +182,17 @@ export class HostProcess {
     this.kill();
   }
 
-  private onExit(how: string): void {
+  private onExit(how: string, cgroupOom = false): void {
     if (this.death) return;
     const tail = this.outputTail.trim();
     this.death = this.violation
       ? { kind: 'crash', message: `the isolate host broke its protocol (${this.violation})` }
+      : cgroupOom
+      ? { kind: 'memory', message: `the isolate host of this function went over its memory limit (its isolates' caps plus ${Math.round(this.cg!.overheadBytes / MiB)} MB, WebAssembly memory included), which ends the host (every call in flight there fails)` }
       : OOM_RE.test(tail)
       ? { kind: 'memory', message: 'an isolate of this function made an allocation larger than its memory limit, which ends its whole isolate host (every call in flight there fails)' }
       : { kind: 'crash', message: `the isolate host ${how}${tail ? `: ${tail.split('\n').slice(-3).join(' | ')}` : ''}` };
+    if (this.cg) void this.cg.cgroup.remove().catch(() => undefined);
     this.readyWaiter?.(new Error(this.death.message));
     for (const reply of this.replies.values()) reply({ t: 'fail', q: -1, ...this.death });
     this.replies.clear();

@@ -12,24 +12,31 @@ import { placeCodeFiles } from '../code.js';
 import { packageViews } from '../packages.js';
 import type { RunDir } from '../run-dir.js';
 import type { RuntimeName, Sandbox, SandboxBackend, SandboxShape } from '../types.js';
+import { sharedUids, type UidAllocator } from '../uids.js';
+import { canHidePaths, hidingLauncher } from './hide-paths.js';
 
 const PAGE = 4096;
-/** Sandbox uids are taken from this range, one per sandbox, so sandboxes cannot signal each other. */
-const UID_BASE = 200_000;
-const UID_SPAN = 100_000;
 
 export interface ProcessIsolation {
   /** Run each sandbox as its own unprivileged uid (needs root). */
   dropPrivileges: boolean;
   /** Put functions without network into an empty network namespace (needs root). */
   isolateNetwork: boolean;
+  /** Start each sandbox in a private mount namespace that hides host socket directories (needs root; hide-paths.ts). */
+  hideHostPaths?: boolean;
 }
 
-/** What this machine lets the process tier do, tried once at start. */
+let detected: ProcessIsolation | undefined;
+
+/** What this machine lets the process tier do, tried once per process (the process and isolate tiers both ask). */
 export function detectProcessIsolation(): ProcessIsolation {
+  return (detected ??= detect());
+}
+
+function detect(): ProcessIsolation {
   const root = process.getuid?.() === 0;
   const unshare = root && spawnSync('unshare', ['--net', '--', 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--', 'true'], { stdio: 'ignore' }).status === 0;
-  return { dropPrivileges: unshare, isolateNetwork: unshare };
+  return { dropPrivileges: unshare, isolateNetwork: unshare, hideHostPaths: unshare && canHidePaths() };
 }
 
 export class ProcessBackend implements SandboxBackend {
@@ -39,10 +46,14 @@ export class ProcessBackend implements SandboxBackend {
   constructor(
     private readonly runDir: RunDir,
     readonly isolation: ProcessIsolation = detectProcessIsolation(),
+    /** One uid per sandbox, unique host-wide, so sandboxes cannot signal each other. */
+    private readonly uids: UidAllocator = sharedUids(),
   ) {}
 
   async probe(): Promise<{ ok: boolean; reason: string }> {
-    const extras = this.isolation.dropPrivileges ? 'per-sandbox uid and network namespace' : 'no uid or network separation (not root)';
+    const extras = this.isolation.dropPrivileges
+      ? `per-sandbox uid, network namespace${this.isolation.hideHostPaths ? ', mount namespace hiding host socket directories' : ''}`
+      : 'no uid or network separation (not root)';
     return { ok: true, reason: `Node permission model, clean environment, ${extras}` };
   }
 
@@ -53,12 +64,18 @@ export class ProcessBackend implements SandboxBackend {
   async create(shape: SandboxShape): Promise<Sandbox> {
     const n = this.seq++;
     const id = `p${n.toString(36)}-${process.pid.toString(36)}`;
-    const dir = this.runDir.sandboxDir(id);
+    const uid = await this.uids.acquire();
+    let dir: string;
+    try {
+      dir = this.runDir.sandboxDir(id, this.isolation.dropPrivileges ? uid : undefined);
+    } catch (err) {
+      this.uids.release(uid);
+      throw err;
+    }
     const codeDir = path.join(dir, 'code');
     const tmpDir = path.join(dir, 'tmp');
     await mkdir(codeDir, { mode: 0o755 });
     await mkdir(tmpDir, { mode: 0o700 });
-    const uid = UID_BASE + (n % UID_SPAN);
     if (this.isolation.dropPrivileges) await chown(tmpDir, uid, uid);
 
     const runtime = this.runDir.runtime(shape.runtime);
@@ -81,8 +98,15 @@ export class ProcessBackend implements SandboxBackend {
       // setpriv sets the parent-death signal after the uid change (which would clear it),
       // so a runtime never outlives a server killed with SIGKILL.
       const setpriv = ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--pdeathsig=KILL', '--', process.execPath, ...nodeArgs];
-      command = shape.network || !this.isolation.isolateNetwork ? setpriv[0]! : 'unshare';
-      args = shape.network || !this.isolation.isolateNetwork ? setpriv.slice(1) : ['--net', '--', ...setpriv];
+      const netns = !shape.network && this.isolation.isolateNetwork;
+      if (netns && this.isolation.hideHostPaths) {
+        // No network means no host Unix sockets either (/run, /tmp... are out of sight); the run dir
+        // stays (code, runtime, packages). Functions with network keep /run: resolv.conf may live there.
+        ({ command, args } = hidingLauncher(this.runDir.root, tmpDir, setpriv, true));
+      } else {
+        command = netns ? 'unshare' : setpriv[0]!;
+        args = netns ? ['--net', '--', ...setpriv] : setpriv.slice(1);
+      }
     }
 
     const sandbox = new ChildRuntimeSandbox(id, 'process', shape, {
@@ -98,7 +122,13 @@ export class ProcessBackend implements SandboxBackend {
       },
       userlandMemoryLimitBytes: (spec) => spec.memoryMb * 1024 * 1024,
       diedOfMemory: (stderr, signal) => signal === 'SIGABRT' && /heap out of memory|Reached heap limit/i.test(stderr),
-      cleanup: () => rm(dir, { recursive: true, force: true }),
+      cleanup: async () => {
+        try {
+          await rm(dir, { recursive: true, force: true });
+        } finally {
+          this.uids.release(uid); // the runtime is gone: no process runs as this uid any more
+        }
+      },
     });
     // The environment is empty here; the manifest's env arrives with `load`. The
     // working directory is the private tmp dir, so relative paths land there.

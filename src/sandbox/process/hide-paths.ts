@@ -1,0 +1,65 @@
+// The process tier's private mount namespace. Node's permission model does not
+// cover connect() to a Unix-domain socket, and an empty network namespace does
+// not either (path sockets live in the filesystem), so a sandbox could talk to
+// any world-writable host socket: PostgreSQL's, D-Bus's, the journal's. As
+// root, each sandbox therefore starts in its own mount namespace where the
+// directories that hold such sockets (/run, /tmp, /var/tmp, /dev/shm) are empty
+// tmpfs mounts; only Lamina's run dir is bound back in, so the sandbox still
+// reaches its code, its runtime and its packages (each guarded by its mode).
+import { spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+/** Where host sockets usually live. /var/run is a link to /run on most systems (then hiding /run covers it). */
+const SOCKET_DIRS = ['/run', '/var/run', '/tmp', '/var/tmp', '/dev/shm'];
+
+/**
+ * Arguments $1 (the dir to keep), $2 (the working dir), the dirs to hide, `--`, the command.
+ * `cd` into the kept dir before hiding keeps a handle on it; `mount -c --bind .` then binds
+ * that handle, not the (now empty) path, back in place.
+ */
+const SCRIPT = `keep=$1; work=$2; shift 2
+cd "$keep" || exit 121
+while [ "$1" != -- ]; do
+  mount -t tmpfs -o mode=755,size=64k,nosuid,nodev,noexec lamina-hidden "$1" || exit 122
+  shift
+done
+shift
+mkdir -p "$keep" && mount -c --bind . "$keep" || exit 123
+cd "$work" || exit 124
+exec "$@"`;
+
+/** The directories hidden on this host: existing real directories only (a symlink is covered by its target). */
+export function hiddenDirs(): string[] {
+  return SOCKET_DIRS.filter((d) => {
+    try {
+      return existsSync(d) && lstatSync(d).isDirectory();
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * The command that runs `command` in a new mount (and, with `net`, network) namespace
+ * with the socket directories hidden and `keep` visible, starting in `cwd`.
+ */
+export function hidingLauncher(keep: string, cwd: string, command: string[], net: boolean): { command: string; args: string[] } {
+  return {
+    command: 'unshare',
+    args: [...(net ? ['--net'] : []), '--mount', '--propagation', 'private', '--', 'sh', '-c', SCRIPT, 'lamina-hide', keep, cwd, ...hiddenDirs(), '--', ...command],
+  };
+}
+
+/** Whether mount namespaces work here (root, util-linux's unshare and mount), tried once at start. */
+export function canHidePaths(): boolean {
+  if (process.getuid?.() !== 0) return false;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lamina-hide-probe-'));
+  try {
+    const probe = hidingLauncher(dir, dir, ['true'], false);
+    return spawnSync(probe.command, probe.args, { stdio: 'ignore', timeout: 10_000 }).status === 0;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
