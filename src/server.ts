@@ -6,6 +6,8 @@ import pino from 'pino';
 import type { ServerConfig } from './config.js';
 import { buildGateway } from './gateway/app.js';
 import { Metrics } from './gateway/metrics.js';
+import { LiveHub, feedFromRegistry } from './live/hub.js';
+import { attachTerminalLog } from './live/terminal-log.js';
 import { InvocationStore } from './metering/store.js';
 import { Registry } from './registry/registry.js';
 import { SandboxProvider } from './sandbox/provider.js';
@@ -34,7 +36,12 @@ export function loadOrCreateToken(dataDir: string, explicit: string | undefined)
   return { token, file };
 }
 
-export async function startServer(config: ServerConfig): Promise<RunningServer> {
+export interface StartOptions {
+  /** Print a line per deploy and failed call on stderr (default true; `lamina dev` prints its own). */
+  terminalLog?: boolean;
+}
+
+export async function startServer(config: ServerConfig, opts: StartOptions = {}): Promise<RunningServer> {
   const log = pino({ level: process.env.LAMINA_LOG_LEVEL ?? 'info', base: undefined }, pino.destination(2));
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const { token, file: tokenFile } = loadOrCreateToken(config.dataDir, config.token);
@@ -47,7 +54,12 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   log.info(`sandbox tier: ${chosen.tier} (${config.sandbox === 'auto' ? 'auto' : 'chosen'}; ${chosen.reason})${skipped.length ? `; unavailable: ${skipped.join('; ')}` : ''}`);
 
   const invocations = new InvocationStore(db, config.prices, config.billingGranularityMs, (m) => log.error(m));
-  const worker = new Worker(registry, sandboxes, invocations, workerOptions(config, config.workerId));
+  // Every record goes to the store and to the live feed (event streams, the terminal).
+  const live = new LiveHub();
+  feedFromRegistry(live, registry);
+  if (opts.terminalLog !== false) attachTerminalLog(live, { write: (l) => process.stderr.write(l), pretty: !!process.stderr.isTTY, color: !!process.stderr.hasColors?.() });
+  const meter = { record: (r: Parameters<InvocationStore['record']>[0]) => (invocations.record(r), live.publish({ type: 'invocation', record: r })) };
+  const worker = new Worker(registry, sandboxes, meter, workerOptions(config, config.workerId));
   const metrics = new Metrics(() => worker.stats());
   const app = await buildGateway({
     registry,
@@ -60,6 +72,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     checkManifest: (m) => sandboxes.check(m),
     health: () => ({ worker: worker.id, tier: sandboxes.defaultTier, functions: registry.list().length }),
     log,
+    live,
+    tierFor: (m) => sandboxes.tierFor(m),
   });
 
   const shutdown = async () => {
@@ -72,8 +86,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
 
   try {
     for (const dir of config.deploy) {
-      const fv = await registry.deployDir(path.resolve(dir), { validate: (m) => sandboxes.check(m) });
-      log.info(`deployed ${fv.name} version ${fv.version} from ${dir}`);
+      await registry.deployDir(path.resolve(dir), { validate: (m) => sandboxes.check(m) });
     }
     await app.listen({ port: config.port, host: config.host });
   } catch (err) {
