@@ -12,6 +12,7 @@ import { InvocationStore } from './metering/store.js';
 import { Registry } from './registry/registry.js';
 import { SandboxProvider } from './sandbox/provider.js';
 import { openDatabase } from './store/db.js';
+import { lockDataDir, type DataDirLock } from './util/data-dir-lock.js';
 import { Worker, workerOptions } from './worker/worker.js';
 
 export interface RunningServer {
@@ -44,6 +45,16 @@ export interface StartOptions {
 export async function startServer(config: ServerConfig, opts: StartOptions = {}): Promise<RunningServer> {
   const log = pino({ level: process.env.LAMINA_LOG_LEVEL ?? 'info', base: undefined }, pino.destination(2));
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const lock = lockDataDir(config.dataDir);
+  try {
+    return await startLocked(config, opts, log, lock);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function startLocked(config: ServerConfig, opts: StartOptions, log: pino.Logger, lock: DataDirLock): Promise<RunningServer> {
   const { token, file: tokenFile } = loadOrCreateToken(config.dataDir, config.token);
 
   const db = await openDatabase(config.dataDir);
@@ -82,6 +93,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     await sandboxes.close();
     await invocations.flush();
     await db.close();
+    lock.release();
   };
 
   try {
@@ -97,6 +109,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
   let closing: Promise<void> | undefined;
+  lock.setUrl(`http://${host}:${port}`);
   return {
     url: `http://${host}:${port}`,
     tokenFile,
