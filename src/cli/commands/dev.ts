@@ -58,7 +58,7 @@ export function registerDev(program: Command): void {
           throw new CliError((err as Error).message);
         }
         c = new Client({ url: server.url, token: readFileSync(server.tokenFile!, 'utf8').trim() });
-        console.log(`started a server at ${server.url} (sandbox ${server.tier}; stops with dev)`);
+        console.log(`started a server at ${server.url} (sandbox ${server.tier}; data dir ${dataDir}; both go when dev stops)`);
       } else {
         console.log(`using the server at ${c.url}`);
       }
