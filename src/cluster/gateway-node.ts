@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import pino from 'pino';
 import type { Prices } from '../metering/billing.js';
 import { buildGateway } from '../gateway/app.js';
+import { LiveHub, feedFromRegistry, publishCalls } from '../live/hub.js';
 import { Metrics } from '../gateway/metrics.js';
 import { Registry } from '../registry/registry.js';
 import type { Manifest } from '../registry/types.js';
@@ -106,6 +107,9 @@ export async function startGatewayNode(config: GatewayConfig): Promise<RunningGa
     refresher.unref();
     cleanups.push(async () => clearInterval(refresher));
 
+    // The live feed (console, `lamina logs -f`): deploys seen by this gateway and the calls it answers.
+    const live = new LiveHub();
+    feedFromRegistry(live, registry);
     const invoker = new RemoteInvoker(gatewayId, registry, members, {
       secret,
       acceptTimeoutMs: config.acceptTimeoutMs,
@@ -122,7 +126,8 @@ export async function startGatewayNode(config: GatewayConfig): Promise<RunningGa
     };
     const app = await buildGateway({
       registry,
-      worker: invoker,
+      worker: publishCalls(invoker, live),
+      live,
       invocations,
       metrics,
       token,

@@ -51,3 +51,18 @@ export function feedFromRegistry(hub: LiveHub, registry: { on(e: 'deployed', fn:
   registry.on('deployed', (fv) => hub.publish({ type: 'deployed', name: fv.name, version: fv.version, at: new Date().toISOString() }));
   registry.on('removed', (name) => hub.publish({ type: 'removed', name, at: new Date().toISOString() }));
 }
+
+/**
+ * Publishes the record of every call `invoker` answers. A cluster gateway uses
+ * it: its calls' records are made on remote workers, and the call's answer is
+ * where this gateway sees them (calls through other gateways are not seen).
+ */
+export function publishCalls<T extends { invoke(name: string, requestId: string, event: unknown): Promise<{ record: InvocationRecord }> }>(invoker: T, hub: LiveHub): T {
+  const invoke = invoker.invoke.bind(invoker);
+  invoker.invoke = async (name, requestId, event) => {
+    const result = await invoke(name, requestId, event);
+    hub.publish({ type: 'invocation', record: result.record });
+    return result;
+  };
+  return invoker;
+}
