@@ -25,6 +25,18 @@ export function frame(event: string, data: unknown): string {
   return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 }
 
+// Every stream gets the same event object: serialize it once, not once per stream.
+const wire = new WeakMap<LiveEvent, string>();
+
+function frameOf(e: LiveEvent): string {
+  let text = wire.get(e);
+  if (text === undefined) {
+    text = frame(e.type, e.type === 'invocation' ? e.record : e);
+    wire.set(e, text);
+  }
+  return text;
+}
+
 export function registerEventStream(app: FastifyInstance, deps: { live: LiveHub; registry: Registry }): void {
   app.get<{ Querystring: { function?: string } }>('/events', async (req, reply) => {
     const only = req.query.function || undefined;
@@ -48,7 +60,7 @@ export function registerEventStream(app: FastifyInstance, deps: { live: LiveHub;
     const unsubscribe = deps.live.subscribe((e) => {
       if (ended || (only && nameOf(e) !== only)) return;
       if (res.writableLength > MAX_BACKLOG_BYTES) return end();
-      res.write(frame(e.type, e.type === 'invocation' ? e.record : e));
+      res.write(frameOf(e));
     }, end);
     const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
     heartbeat.unref();

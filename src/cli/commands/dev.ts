@@ -5,7 +5,6 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { watch } from 'chokidar';
 import type { Command } from 'commander';
 import { baseConfig, validateConfig } from '../../config.js';
 import type { InvocationRecord } from '../../metering/types.js';
@@ -89,6 +88,8 @@ export function registerDev(program: Command): void {
       await deploy();
       console.log(`${c.url}/run/${name}`);
 
+      // Loaded here: every other command starts without the watcher's modules.
+      const { watch } = await import('chokidar');
       const watcher = watch(root, { ignored: (p) => IGNORED.test(path.relative(root, p)), ignoreInitial: true, awaitWriteFinish: false });
       let timer: NodeJS.Timeout | undefined;
       watcher.on('all', () => {
