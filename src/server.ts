@@ -69,7 +69,12 @@ async function startLocked(config: ServerConfig, opts: StartOptions, log: pino.L
   const live = new LiveHub();
   feedFromRegistry(live, registry);
   if (opts.terminalLog !== false) attachTerminalLog(live, { write: (l) => process.stderr.write(l), pretty: !!process.stderr.isTTY, color: !!process.stderr.hasColors?.() });
-  const meter = { record: (r: Parameters<InvocationStore['record']>[0]) => (invocations.record(r), live.publish({ type: 'invocation', record: r })) };
+  const meter = {
+    record(r: Parameters<InvocationStore['record']>[0]) {
+      invocations.record(r);
+      live.publish({ type: 'invocation', record: r });
+    },
+  };
   const worker = new Worker(registry, sandboxes, meter, workerOptions(config, config.workerId));
   const metrics = new Metrics(() => worker.stats());
   const app = await buildGateway({
