@@ -2,7 +2,7 @@
 //   npm run bench                       every part, full mode (~20 min)
 //   npm run bench -- --short            smoke mode for CI (BENCH_SHORT=1 too; ~2.5 min): seconds per part,
 //                                       checks only that every part ran and produced numbers
-//   npm run bench -- warm cold          chosen parts (warm, cold, elasticity, packages, python, routing, soak, async)
+//   npm run bench -- warm cold          chosen parts (warm, cold, elasticity, packages, python, routing, soak, async, live)
 //   npm run bench -- soak               the soak and chaos run (10 min; 1 min with --short; --duration S)
 // Options: --tiers process,container,isolate  --duration S (elasticity)  --profile (warm)  --out DIR
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { async } from './parts/async.js';
 import { cold } from './parts/cold.js';
 import { elasticity } from './parts/elasticity.js';
+import { live } from './parts/live.js';
 import { packages } from './parts/packages.js';
 import { python } from './parts/python.js';
 import { routing } from './parts/routing.js';
@@ -20,7 +21,7 @@ import { warm } from './parts/warm.js';
 import type { BenchOptions, Check, Part, PartResult } from './lib/part.js';
 import { ROOT } from './lib/server.js';
 
-const PARTS: Record<string, Part> = { warm, cold, elasticity, packages, python, routing, soak, async };
+const PARTS: Record<string, Part> = { warm, cold, elasticity, packages, python, routing, soak, async, live };
 
 const { values: a, positionals } = parseArgs({
   allowPositionals: true,

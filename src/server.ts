@@ -7,6 +7,8 @@ import type { ServerConfig } from './config.js';
 import { KeyStore } from './keys/store.js';
 import { buildGateway } from './gateway/app.js';
 import { Metrics } from './gateway/metrics.js';
+import { LiveHub, feedFromRegistry } from './live/hub.js';
+import { attachTerminalLog } from './live/terminal-log.js';
 import { InvocationStore } from './metering/store.js';
 import { Registry } from './registry/registry.js';
 import { SandboxProvider } from './sandbox/provider.js';
@@ -14,6 +16,7 @@ import { openDatabase } from './store/db.js';
 import { AsyncMetrics } from './triggers/metrics.js';
 import { startTriggers } from './triggers/node.js';
 import { AsyncQueue } from './triggers/queue.js';
+import { lockDataDir, type DataDirLock } from './util/data-dir-lock.js';
 import { Worker, workerOptions } from './worker/worker.js';
 
 export interface RunningServer {
@@ -38,9 +41,24 @@ export function loadOrCreateToken(dataDir: string, explicit: string | undefined)
   return { token, file };
 }
 
-export async function startServer(config: ServerConfig): Promise<RunningServer> {
+export interface StartOptions {
+  /** Print a line per deploy and failed call on stderr (default true; `lamina dev` prints its own). */
+  terminalLog?: boolean;
+}
+
+export async function startServer(config: ServerConfig, opts: StartOptions = {}): Promise<RunningServer> {
   const log = pino({ level: process.env.LAMINA_LOG_LEVEL ?? 'info', base: undefined }, pino.destination(2));
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const lock = lockDataDir(config.dataDir);
+  try {
+    return await startLocked(config, opts, log, lock);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function startLocked(config: ServerConfig, opts: StartOptions, log: pino.Logger, lock: DataDirLock): Promise<RunningServer> {
   const { token, file: tokenFile } = loadOrCreateToken(config.dataDir, config.token);
 
   const db = await openDatabase(config.dataDir);
@@ -51,7 +69,17 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   log.info(`sandbox tier: ${chosen.tier} (${config.sandbox === 'auto' ? 'auto' : 'chosen'}; ${chosen.reason})${skipped.length ? `; unavailable: ${skipped.join('; ')}` : ''}`);
 
   const invocations = new InvocationStore(db, config.prices, config.billingGranularityMs, (m) => log.error(m));
-  const worker = new Worker(registry, sandboxes, invocations, workerOptions(config, config.workerId));
+  // Every record goes to the store and to the live feed (event streams, the terminal).
+  const live = new LiveHub();
+  feedFromRegistry(live, registry);
+  if (opts.terminalLog !== false) attachTerminalLog(live, { write: (l) => process.stderr.write(l), pretty: !!process.stderr.isTTY, color: !!process.stderr.hasColors?.() });
+  const meter = {
+    record(r: Parameters<InvocationStore['record']>[0]) {
+      invocations.record(r);
+      live.publish({ type: 'invocation', record: r });
+    },
+  };
+  const worker = new Worker(registry, sandboxes, meter, workerOptions(config, config.workerId));
   const metrics = new Metrics(() => worker.stats());
   const asyncQueue = new AsyncQueue(db);
   const asyncMetrics = new AsyncMetrics(metrics.registry, asyncQueue);
@@ -68,6 +96,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     health: () => ({ worker: worker.id, tier: sandboxes.defaultTier, functions: registry.list().length }),
     log,
     asyncQueue,
+    live,
+    tierFor: (m) => sandboxes.tierFor(m),
   });
   let triggers: Awaited<ReturnType<typeof startTriggers>> | undefined;
 
@@ -78,12 +108,12 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     await sandboxes.close();
     await invocations.flush();
     await db.close();
+    lock.release();
   };
 
   try {
     for (const dir of config.deploy) {
-      const fv = await registry.deployDir(path.resolve(dir), { validate: (m) => sandboxes.check(m) });
-      log.info(`deployed ${fv.name} version ${fv.version} from ${dir}`);
+      await registry.deployDir(path.resolve(dir), { validate: (m) => sandboxes.check(m) });
     }
     // One process owns this SQLite queue: events Running at start were cut by a stop or crash.
     triggers = await startTriggers({
@@ -107,6 +137,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
   let closing: Promise<void> | undefined;
+  lock.setUrl(`http://${host}:${port}`);
   return {
     url: `http://${host}:${port}`,
     tokenFile,

@@ -16,6 +16,7 @@ export interface ApiResponse {
   headers: Headers;
   text: string;
   json: unknown;
+  url?: string;
 }
 
 export function resolveUrl(opts: ClientOptions): string {
@@ -32,15 +33,19 @@ export function resolveToken(opts: ClientOptions): string {
 
 export class Client {
   readonly url: string;
-  private token: string | undefined;
+  private tokenValue: string | undefined;
 
   constructor(private readonly opts: ClientOptions) {
     this.url = resolveUrl(opts);
   }
 
+  get token(): string {
+    return (this.tokenValue ??= resolveToken(this.opts));
+  }
+
   async request(method: string, route: string, init: { body?: Buffer | string; admin?: boolean; contentType?: string; bearer?: string; headers?: Record<string, string> } = {}): Promise<ApiResponse> {
     const headers: Record<string, string> = { ...init.headers };
-    if (init.admin !== false) headers.authorization = `Bearer ${(this.token ??= resolveToken(this.opts))}`;
+    if (init.admin !== false) headers.authorization = `Bearer ${this.token}`;
     else if (init.bearer) headers.authorization = `Bearer ${init.bearer}`;
     if (init.body !== undefined) headers['content-type'] = init.contentType ?? 'application/json';
     let res: Response;
@@ -57,13 +62,13 @@ export class Client {
     } catch {
       json = undefined;
     }
-    return { status: res.status, headers: res.headers, text, json };
+    return { status: res.status, headers: res.headers, text, json, url: this.url };
   }
 
   /** An admin call that must succeed; a non-2xx answer becomes a CliError with the server's message. */
   async admin<T>(method: string, route: string, body?: Buffer | string, contentType?: string): Promise<T> {
     const res = await this.request(method, route, { body, contentType });
-    if (res.status >= 400) throw new CliError(errorLine(res));
+    if (res.status >= 400 || res.json === undefined) throw new CliError(errorLine(res));
     return res.json as T;
   }
 }
@@ -71,5 +76,8 @@ export class Client {
 /** "Type: message" from an error response. */
 export function errorLine(res: ApiResponse): string {
   const e = (res.json as { error?: { type?: string; message?: string } } | undefined)?.error;
-  return e ? `${e.type}: ${e.message}` : `HTTP ${res.status}: ${res.text.slice(0, 200)}`;
+  if (e) return `${e.type}: ${e.message}`;
+  // Something else answered (another web server, a proxy's error page): one line, never its HTML.
+  const type = res.headers.get('content-type')?.split(';')[0] ?? 'no content type';
+  return `${res.url ?? 'the server'} did not answer as a Lamina server (HTTP ${res.status}, ${type}); check --url or LAMINA_URL`;
 }

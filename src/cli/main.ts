@@ -8,10 +8,20 @@ import { registerKeys } from './commands/keys.js';
 import { registerPackages } from './commands/packages.js';
 import { registerUp } from './commands/up.js';
 import { CliError } from './client.js';
+import { registerDev } from './commands/dev.js';
+import { packageVersion } from './version.js';
+
+// `lamina logs X | head -1`: the reader went away, which is not an error.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+}
 
 const program = new Command('lamina')
   .description('Lamina: run functions in isolated sandboxes, warm, scaled out and metered.')
-  .version('0.1.0')
+  .version(packageVersion(), '-V, --version', 'print the version')
   .addOption(new Option('--url <url>', 'server URL (default: LAMINA_URL or http://127.0.0.1:5000)'))
   .addOption(new Option('--token <token>', 'admin token (default: LAMINA_TOKEN or the token file of the data dir)'))
   .showHelpAfterError('(run with --help for usage)')
@@ -26,6 +36,7 @@ registerKeys(program);
 registerGateway(program);
 registerWorker(program);
 registerWorkers(program);
+registerDev(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -10,6 +10,7 @@ import type { Prices } from '../metering/billing.js';
 import { KeyStore } from '../keys/store.js';
 import { buildGateway } from '../gateway/app.js';
 import { loadClusterTls, type ClusterTlsConfig } from './tls.js';
+import { LiveHub, feedFromRegistry, publishCalls } from '../live/hub.js';
 import { Metrics } from '../gateway/metrics.js';
 import { Registry } from '../registry/registry.js';
 import type { Manifest } from '../registry/types.js';
@@ -114,6 +115,9 @@ export async function startGatewayNode(config: GatewayConfig): Promise<RunningGa
     refresher.unref();
     cleanups.push(async () => clearInterval(refresher));
 
+    // The live feed (console, `lamina logs -f`): deploys seen by this gateway and the calls it answers.
+    const live = new LiveHub();
+    feedFromRegistry(live, registry);
     const invoker = new RemoteInvoker(gatewayId, registry, members, {
       secret,
       acceptTimeoutMs: config.acceptTimeoutMs,
@@ -143,7 +147,8 @@ export async function startGatewayNode(config: GatewayConfig): Promise<RunningGa
     const app = await buildGateway({
       keys: new KeyStore(db),
       registry,
-      worker: invoker,
+      worker: publishCalls(invoker, live),
+      live,
       invocations,
       metrics,
       token,

@@ -61,7 +61,8 @@ export async function registerAdminRoutes(app: FastifyInstance, deps: GatewayDep
     return reply.code(201).send(versionView(fv));
   });
 
-  app.get('/functions', async () => ({ functions: deps.registry.list() }));
+  // `sandbox` is the tier the function actually runs on (an `auto` manifest resolves to this node's choice).
+  app.get('/functions', async () => ({ functions: deps.registry.list().map((f) => ({ ...f, sandbox: deps.tierFor?.(f) ?? f.sandbox })) }));
 
   app.get<{ Params: { name: string } }>('/functions/:name', async (req) => {
     const d = await deps.registry.describe(req.params.name);

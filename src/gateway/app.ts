@@ -1,9 +1,13 @@
 // The HTTP front of one node: invoke routes, the admin API, health and metrics.
 // Every error leaves as the contract's JSON shape with its status code.
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { registerConsoleApi, registerConsolePages } from '../console/routes.js';
 import { LaminaError, isLaminaError } from '../errors.js';
 import type { KeyStore } from '../keys/store.js';
+import type { LiveHub } from '../live/hub.js';
+import { registerEventStream } from '../live/sse.js';
 import type { InvocationStore } from '../metering/store.js';
 import type { Registry } from '../registry/registry.js';
 import type { Manifest } from '../registry/types.js';
@@ -48,6 +52,10 @@ export interface GatewayDeps {
   asyncQueue?: AsyncQueue;
   /** Serve HTTPS with this certificate (a cluster gateway given --tls-cert/--tls-key). */
   https?: { cert: Buffer; key: Buffer };
+  /** The live feed of calls and deploys (GET /api/v1/events); without it the endpoint is absent. */
+  live?: LiveHub;
+  /** The tier a manifest's sandbox setting resolves to on this node (`auto` -> the strongest available). */
+  tierFor?: (m: Pick<Manifest, 'sandbox'>) => string;
 }
 
 export function errorBody(err: LaminaError, requestId?: string): string {
@@ -126,10 +134,14 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
       reply.removeHeader('connection');
     }
     if (le.type === 'InternalError') deps.log.error({ err }, 'request failed');
-    const requestId = (req as FastifyRequest & { laminaRequestId?: string }).laminaRequestId;
+    let requestId = (req as FastifyRequest & { laminaRequestId?: string }).laminaRequestId;
     if (le.type === 'PayloadTooLarge') {
       const m = /^\/run\/([^/?]+)/.exec(req.url);
-      if (m) deps.metrics.rejected(decodeURIComponent(m[1]!), 'PayloadTooLarge');
+      if (m) {
+        deps.metrics.rejected(decodeURIComponent(m[1]!), 'PayloadTooLarge');
+        // The body limit fires before the invoke handler has named the call; every /run answer carries an id.
+        requestId ??= randomUUID();
+      }
     }
     return sendError(reply, le, requestId);
   });
@@ -139,6 +151,16 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   app.get('/metrics', async (_req, reply) => reply.type(deps.metrics.contentType).send(await deps.metrics.text()));
 
   registerInvokeRoutes(app, deps);
-  await app.register(async (admin) => registerAdminRoutes(admin, deps), { prefix: '/api/v1' });
+  await registerConsolePages(app);
+  await app.register(
+    async (admin) => {
+      await registerAdminRoutes(admin, deps);
+      registerConsoleApi(admin, deps);
+      if (deps.live) registerEventStream(admin, { live: deps.live, registry: deps.registry });
+    },
+    { prefix: '/api/v1' },
+  );
+  // Event streams never go idle: end them so closing the server does not wait on them.
+  if (deps.live) app.addHook('preClose', async () => deps.live!.close());
   return app;
 }

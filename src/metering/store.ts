@@ -175,4 +175,18 @@ export class InvocationStore implements MeterSink {
     const total = { invocations: sum('invocations'), errors: sum('errors'), coldStarts: sum('coldStarts'), billedMs: sum('billedMs'), gbSeconds: sum('gbSeconds') };
     return { since, until, granularityMs: this.granularityMs, prices: this.prices, functions, total: { ...total, cost: cost(this.prices, total.invocations, total.gbSeconds) } };
   }
+
+  /** Start, duration and status of a function's calls since a time, oldest first, at most `limit` (the console's charts). */
+  async timings(fn: string, since: string, limit: number): Promise<{ startedAt: string; durationMs: number; ok: boolean }[]> {
+    await this.flush();
+    const rows = await this.db.kysely
+      .selectFrom('invocations')
+      .select(['started_at', 'duration_ms', 'status'])
+      .where('function', '=', fn)
+      .where('started_at', '>=', since)
+      .orderBy('started_at', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.reverse().map((r) => ({ startedAt: r.started_at, durationMs: Number(r.duration_ms), ok: r.status === 'Success' }));
+  }
 }

@@ -239,6 +239,18 @@ export class Registry extends EventEmitter<EventArgs> {
     }
   }
 
+  /**
+   * Makes version `version`'s code and manifest current again, committed as a
+   * new version (numbers only move forward, so every node of a cluster follows
+   * it like any deploy). The code and packages are already stored.
+   */
+  async rollback(name: string, version: number): Promise<FunctionVersion> {
+    if (!this.current(name)) throw new LaminaError('FunctionNotFound', `function "${name}" does not exist`);
+    const old = await this.getVersion(name, version);
+    if (!old) throw new LaminaError('NotFound', `function "${name}" has no version ${version}`);
+    return this.exclusive(() => this.commitVersion(old.manifest, { hash: old.codeHash, dir: old.codeDir, sizeBytes: old.sizeBytes }, old.codeEntry, old.packagesHash));
+  }
+
   /** Which stored versions use each package-cache entry (for GC and `GET /packages`). */
   async packageUsage(): Promise<Map<string, { name: string; version: number; current: boolean }[]>> {
     const rows = await this.db.kysely

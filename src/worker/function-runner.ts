@@ -4,6 +4,7 @@
 import { ERROR_STATUS, LaminaError, isLaminaError } from '../errors.js';
 import { billedMs, gbSeconds } from '../metering/billing.js';
 import type { InvocationRecord, InvocationStatus } from '../metering/types.js';
+import { finishLogs } from '../metering/report.js';
 import type { FunctionVersion } from '../registry/types.js';
 import { safe, type SafeSandbox } from '../sandbox/safe-sandbox.js';
 import type { InvokeOutcome, LoadSpec, Sandbox } from '../sandbox/types.js';
@@ -350,7 +351,7 @@ export class FunctionRunner {
     const m = inst.version.manifest;
     const billed = billedMs(outcome.durationMs, this.deps.billingGranularityMs);
     const status: InvocationStatus = outcome.ok ? 'Success' : outcome.error!.type;
-    return {
+    const record: InvocationRecord = {
       // Each retry of an async event is billed as its own record.
       requestId: opts?.attempt && opts.attempt > 1 ? `${requestId}#${opts.attempt}` : requestId,
       function: inst.version.name,
@@ -367,9 +368,11 @@ export class FunctionRunner {
       initMs: cold ? Math.round(inst.initMs * 1000) / 1000 : null,
       status,
       statusCode: outcome.ok ? 200 : ERROR_STATUS[outcome.error!.type],
-      // The stack never goes to anonymous callers (gateway); the record always keeps it.
-      logs: outcome.error?.stack ? `${outcome.logs}${outcome.logs && !outcome.logs.endsWith('\n') ? '\n' : ''}${outcome.error.stack}\n` : outcome.logs,
+      logs: outcome.logs,
       trigger: opts?.trigger ?? 'http',
     };
+    // The stack never goes to anonymous callers (gateway); the record's logs always keep it.
+    record.logs = finishLogs(record, outcome.ok ? undefined : outcome.error);
+    return record;
   }
 }

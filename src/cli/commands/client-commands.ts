@@ -7,6 +7,7 @@ import type { BillingReport } from '../../metering/store.js';
 import type { InvocationRecord } from '../../metering/types.js';
 import type { FunctionSummary } from '../../registry/types.js';
 import { Client, CliError, errorLine, type ClientOptions } from '../client.js';
+import { follow } from '../follow.js';
 import { table } from '../table.js';
 import { withInstallProgress } from './packages.js';
 
@@ -15,7 +16,7 @@ function client(program: Command): Client {
 }
 
 /** The name a directory deploys under: the manifest's, else the directory's. */
-function functionName(dir: string): string {
+export function functionName(dir: string): string {
   const manifest = path.join(dir, 'lamina.json');
   if (existsSync(manifest)) {
     let parsed: unknown;
@@ -28,6 +29,12 @@ function functionName(dir: string): string {
     if (typeof name === 'string' && name) return name;
   }
   return path.basename(path.resolve(dir));
+}
+
+/** One call: a header line, then its captured output (ending with the error, if any, and Lambda's REPORT line). */
+export function printRecord(r: InvocationRecord): void {
+  console.log(`--- ${r.startedAt} ${r.requestId} v${r.version} ${r.status} ${r.durationMs.toFixed(1)} ms (billed ${r.billedMs} ms)${r.cold ? ' cold' : ''}`);
+  if (r.logs) process.stdout.write(r.logs.endsWith('\n') ? r.logs : r.logs + '\n');
 }
 
 const money = (n: number) => `$${n.toFixed(n > 0 && n < 0.01 ? 8 : 4)}`;
@@ -99,15 +106,34 @@ export function registerClientCommands(program: Command): void {
     .command('logs')
     .argument('<name>', 'function name')
     .option('-n, --limit <n>', 'how many recent invocations', '20')
-    .description("print a function's recent invocations with their captured output")
-    .action(async (name: string, o: { limit: string }) => {
+    .option('-f, --follow', 'keep printing new calls as they finish (Ctrl-C stops)')
+    .description("print a function's recent invocations with their captured output and REPORT lines")
+    .action(async (name: string, o: { limit: string; follow?: boolean }) => {
       const c = client(program);
+      // Checked first so a typo says so, instead of "no invocations yet".
+      await c.admin('GET', `/api/v1/functions/${encodeURIComponent(name)}`);
       const { invocations } = await c.admin<{ invocations: InvocationRecord[] }>('GET', `/api/v1/logs?function=${encodeURIComponent(name)}&limit=${encodeURIComponent(o.limit)}`);
-      if (invocations.length === 0) return console.log(`no invocations of ${name} yet`);
+      if (invocations.length === 0 && !o.follow) return console.log(`no invocations of ${name} yet`);
+      const seen = new Set<string>();
       for (const r of invocations.reverse()) {
-        console.log(`--- ${r.startedAt} ${r.requestId} v${r.version} ${r.status} ${r.durationMs.toFixed(1)} ms (billed ${r.billedMs} ms)${r.cold ? ' cold' : ''}`);
-        if (r.logs) process.stdout.write(r.logs.endsWith('\n') ? r.logs : r.logs + '\n');
+        seen.add(r.requestId);
+        printRecord(r);
       }
+      if (!o.follow) return;
+      const stop = new AbortController();
+      process.once('SIGINT', () => stop.abort());
+      process.once('SIGTERM', () => stop.abort());
+      for await (const e of follow({ url: c.url, token: c.token, function: name, signal: stop.signal, onReady: () => console.error(`following ${name} (Ctrl-C to stop)`) })) {
+        if (e.event === 'invocation') {
+          const r = e.data as InvocationRecord;
+          if (!seen.has(r.requestId)) printRecord(r);
+        } else if (e.event === 'deployed') console.log(`--- deployed ${name} version ${(e.data as { version: number }).version}`);
+        else if (e.event === 'removed') {
+          console.log(`--- ${name} was deleted`);
+          return;
+        }
+      }
+      if (!stop.signal.aborted) throw new CliError('the server closed the event stream');
     });
 
   program

@@ -1,6 +1,8 @@
 // `lamina up`: a one-node server (gateway and worker in one process).
 import type { Command } from 'commander';
-import { baseConfig, validateConfig, type ServerConfig } from '../../config.js';
+import path from 'node:path';
+import { baseConfig, defaultDataDir, validateConfig, type ServerConfig } from '../../config.js';
+import { DataDirLockedError } from '../../util/data-dir-lock.js';
 import { startServer } from '../../server.js';
 import { CliError } from '../client.js';
 import { int, runUntilSignal } from '../run.js';
@@ -41,13 +43,29 @@ export function registerUp(program: Command): void {
         throw new CliError((err as Error).message);
       }
 
-      const server = await startServer(config);
+      let server;
+      try {
+        server = await startServer(config);
+      } catch (err) {
+        if (err instanceof DataDirLockedError) throw new CliError(err.message);
+        throw err;
+      }
       console.log(`Lamina listening on ${server.url}`);
       console.log(`  sandbox tier: ${server.tier} (${server.tierReason})`);
       console.log(`  data dir:     ${config.dataDir}`);
       console.log(`  admin token:  ${server.tokenFile ? `in ${server.tokenFile}` : 'from LAMINA_TOKEN/--token'}`);
       if (config.deploy.length) console.log(`  try:          curl ${server.url}/run/<name>`);
+      // Clients default to 127.0.0.1:5000 and the default data dir's token: say how to reach anything else.
+      if (server.url !== 'http://127.0.0.1:5000' || path.resolve(config.dataDir) !== path.resolve(defaultDataDir())) {
+        console.log('  clients:      run this in the shell you use the lamina CLI from:');
+        console.log(`    export LAMINA_URL=${server.url} LAMINA_TOKEN=${server.tokenFile ? `$(cat ${shellQuote(server.tokenFile)})` : '<your LAMINA_TOKEN>'}`);
+      }
 
       runUntilSignal('', () => server.close(), 'finishing calls in flight and stopping sandboxes');
     });
+}
+
+/** A path as one shell word. */
+function shellQuote(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
