@@ -14,7 +14,7 @@ import { packageViews } from '../packages.js';
 import type { RunDir } from '../run-dir.js';
 import type { RuntimeName, Sandbox, SandboxBackend, SandboxShape } from '../types.js';
 import { sharedUids } from '../uids.js';
-import { PYTHON, SANDBOX_PATHS, bwrapArgs, etcContents, nodeArgs, nodeBinds, pythonBinds, type Bind } from './bwrap-args.js';
+import { PYTHON, SANDBOX_PATHS, bwrapArgs, etcContents, nodeArgs, nodeBinds, pythonBinds, pythonExtensionBinds, type Bind } from './bwrap-args.js';
 import { openCgroups, type CgroupLimits, type CgroupManager, type CgroupOptions, type SandboxCgroup } from './cgroups.js';
 import { seccompProgram } from './seccomp.js';
 
@@ -261,7 +261,9 @@ export class ContainerBackend implements SandboxBackend {
         throw err;
       }
       this.cgroups = cgroups;
-      return { bwrap, setpriv, cgroups, rootBinds: { node: nodeBinds(), python: this.python }, etcFiles, seccompFile, filesDir, mode: root ? (setpriv ? 'setpriv' : 'root') : 'user' };
+      // Python's extension modules' libraries (ctypes, ssl, sqlite3...): listed asynchronously, once.
+      const python = this.python && [...this.python, ...(await pythonExtensionBinds(this.python))];
+      return { bwrap, setpriv, cgroups, rootBinds: { node: nodeBinds(), python }, etcFiles, seccompFile, filesDir, mode: root ? (setpriv ? 'setpriv' : 'root') : 'user' };
     })());
   }
 

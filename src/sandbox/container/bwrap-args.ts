@@ -2,7 +2,7 @@
 // is an empty, read-only tmpfs holding only the node binary and the shared
 // libraries it links, the runtime file, the function's code, a few generated
 // /etc files, its own /proc, a minimal /dev and a private size-capped /tmp.
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 
@@ -53,8 +53,9 @@ function tracedLibraries(output: string): string[] {
  * (libffi for ctypes, libssl for ssl, libsqlite3, libbz2, liblzma, readline's
  * and curses' libraries...), found by asking the dynamic loader to list each
  * module's dependencies (`ld.so --list`, which loads nothing of the module).
+ * Asynchronous: dozens of modules are listed, at server start.
  */
-export function extensionLibraries(dirs: string[], loader: string): string[] {
+export async function extensionLibraries(dirs: string[], loader: string): Promise<string[]> {
   const files: string[] = [];
   for (const dir of dirs) {
     try {
@@ -64,40 +65,44 @@ export function extensionLibraries(dirs: string[], loader: string): string[] {
     }
   }
   if (files.length === 0) return [];
-  // One shell runs the loader per module: one spawn from here instead of dozens (this runs at startup).
-  const r = spawnSync('/bin/sh', ['-c', 'l="$1"; shift; for f; do "$l" --list "$f"; done', 'lamina-ldd', loader, ...files], { encoding: 'utf8', timeout: 30_000 });
-  return [...new Set(tracedLibraries(r.stdout ?? ''))];
+  // One shell runs the loader per module: one spawn from here instead of dozens.
+  const stdout = await new Promise<string>((resolve) => {
+    execFile('/bin/sh', ['-c', 'l="$1"; shift; for f; do "$l" --list "$f"; done', 'lamina-ldd', loader, ...files], { encoding: 'utf8', timeout: 60_000, maxBuffer: 16 * 1024 * 1024 }, (_err, out) => resolve(out ?? ''));
+  });
+  return [...new Set(tracedLibraries(stdout))];
 }
 
 /** Read-only data some standard modules read at run time (zoneinfo's time zones), bound when present. */
 const PYTHON_DATA = ['/usr/share/zoneinfo'];
 
 /**
- * The Python interpreter, its libraries, its standard library (extension
- * modules included, with the libraries they link) and the data its modules
- * read, or undefined when there is no Python.
+ * The Python interpreter, its libraries, its standard library and the data its
+ * modules read, or undefined when there is no Python. The libraries of its
+ * extension modules come from `pythonExtensionBinds`.
  */
 export function pythonBinds(python = PYTHON): Bind[] | undefined {
   if (!existsSync(python)) return undefined;
-  const r = spawnSync(python, ['-I', '-c', 'import sys, sysconfig; p = sysconfig.get_paths(); print(p["stdlib"]); print(p["platstdlib"]); print(getattr(sys, "_stdlib_dir", "") or "")'], { encoding: 'utf8', timeout: 10_000 });
+  const r = spawnSync(python, ['-I', '-c', 'import sysconfig; p = sysconfig.get_paths(); print(p["stdlib"]); print(p["platstdlib"])'], { encoding: 'utf8', timeout: 10_000 });
   const [stdlib, platstdlib] = (r.stdout ?? '').split('\n').map((l) => l.trim());
   if (r.status !== 0 || !stdlib || !existsSync(stdlib)) return undefined;
   const binds: Bind[] = nodeBinds(python);
-  const seen = new Set(binds.map(([, dest]) => dest));
   const add = (dest: string) => {
-    if (seen.has(dest) || !existsSync(dest)) return;
-    seen.add(dest);
-    binds.push([realpathSync(dest), dest]);
+    if (existsSync(dest) && !binds.some(([, d]) => d === dest)) binds.push([realpathSync(dest), dest]);
   };
   add(stdlib);
   if (platstdlib) add(platstdlib);
-  const loader = binds.map(([, dest]) => dest).find((d) => /\/ld-linux[^/]*\.so/.test(d) || /\/ld-musl[^/]*\.so/.test(d));
-  if (loader) {
-    const dynload = [...new Set([stdlib, platstdlib].filter((d): d is string => !!d).map((d) => path.join(d, 'lib-dynload')))];
-    for (const lib of extensionLibraries(dynload, loader)) add(lib);
-  }
   for (const d of PYTHON_DATA) add(d);
   return binds;
+}
+
+/** The shared libraries of the extension modules (lib-dynload) under the stdlib dirs in `base` that `base` does not bind yet. */
+export async function pythonExtensionBinds(base: Bind[]): Promise<Bind[]> {
+  const dests = base.map(([, dest]) => dest);
+  const loader = dests.find((d) => /\/ld-(linux|musl)[^/]*\.so/.test(d));
+  if (!loader) return [];
+  const dynload = dests.map((d) => path.join(d, 'lib-dynload')).filter((d) => existsSync(d));
+  const libs = await extensionLibraries([...new Set(dynload)], loader);
+  return libs.filter((l) => !dests.includes(l)).map((l): Bind => [realpathSync(l), l]);
 }
 
 export interface BwrapSpec {
