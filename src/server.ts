@@ -10,6 +10,7 @@ import { InvocationStore } from './metering/store.js';
 import { Registry } from './registry/registry.js';
 import { SandboxProvider } from './sandbox/provider.js';
 import { openDatabase } from './store/db.js';
+import { VersionStore } from './versions/store.js';
 import { Worker, workerOptions } from './worker/worker.js';
 
 export interface RunningServer {
@@ -49,11 +50,14 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const invocations = new InvocationStore(db, config.prices, config.billingGranularityMs, (m) => log.error(m));
   const worker = new Worker(registry, sandboxes, invocations, workerOptions(config, config.workerId));
   const metrics = new Metrics(() => worker.stats());
+  const versions = new VersionStore(db, registry);
+  registry.on('removed', (name) => void versions.forget(name).catch((err: Error) => log.error(`could not drop the aliases of ${name}: ${err.message}`)));
   const app = await buildGateway({
     registry,
     worker,
     invocations,
     metrics,
+    versions,
     token,
     payloadLimitBytes: config.payloadLimitBytes,
     deployLimitBytes: config.deployLimitBytes,

@@ -6,8 +6,12 @@ import { LaminaError, isLaminaError } from '../errors.js';
 import type { InvocationStore } from '../metering/store.js';
 import type { Registry } from '../registry/registry.js';
 import type { Manifest } from '../registry/types.js';
+import type { InvokeOptions } from '../worker/invoke-options.js';
 import type { CallResult, InstanceView, WorkerStats } from '../worker/worker.js';
+import type { VersionStore } from '../versions/store.js';
 import { registerAdminRoutes } from './admin-routes.js';
+import { AWS_PREFIX, awsLambdaApi } from './aws/plugin.js';
+import type { AwsDeps } from './aws/types.js';
 import { registerInvokeRoutes } from './invoke-routes.js';
 import type { Metrics } from './metrics.js';
 
@@ -20,7 +24,8 @@ import type { Metrics } from './metrics.js';
  */
 export interface Invoker {
   readonly id: string;
-  invoke(name: string, requestId: string, event: unknown): Promise<CallResult>;
+  /** `opts` (src/worker/invoke-options.ts) is optional: 3-argument calls run the current version. */
+  invoke(name: string, requestId: string, event: unknown, opts?: InvokeOptions): Promise<CallResult>;
   /** Instances and memory, for /metrics and the admin API (in a cluster: merged from the workers' last heartbeats). */
   stats(): WorkerStats;
   /** Live instances of one function with their sandboxes' readings (memory, CPU, paused), where the invoker holds them. */
@@ -39,6 +44,12 @@ export interface GatewayDeps {
   checkManifest: (m: Manifest) => string | undefined;
   health: () => Record<string, unknown>;
   log: { error: (obj: unknown, msg?: string) => void };
+  /** Published versions and aliases (name:qualifier calls, the AWS API); without it both are off. */
+  versions?: VersionStore;
+  /** AWS API: invoke keys usable as SigV4 credentials (wired where keys exist). */
+  invokeKeys?: AwsDeps['invokeKeys'];
+  /** AWS API: the durable queue for Event calls (wired where the async queue exists). */
+  enqueue?: AwsDeps['enqueue'];
 }
 
 export function errorBody(err: LaminaError, requestId?: string): string {
@@ -130,5 +141,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
 
   registerInvokeRoutes(app, deps);
   await app.register(async (admin) => registerAdminRoutes(admin, deps), { prefix: '/api/v1' });
+  const versions = deps.versions;
+  if (versions) await app.register(async (aws) => awsLambdaApi(aws, { ...deps, versions }), { prefix: AWS_PREFIX });
   return app;
 }

@@ -5,6 +5,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { LaminaError, isLaminaError } from '../errors.js';
 import type { GatewayDeps } from './app.js';
 import { sendError } from './app.js';
+import { splitQualified } from '../versions/store.js';
+import type { InvokeOptions } from '../worker/invoke-options.js';
 
 type RunRequest = FastifyRequest<{ Params: { name: string } }>;
 
@@ -23,11 +25,24 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: GatewayDeps): v
   const handler = async (req: RunRequest, reply: FastifyReply) => {
     const requestId = randomUUID();
     (req as RunRequest & { laminaRequestId?: string }).laminaRequestId = requestId;
-    const name = req.params.name;
-    const fv = deps.registry.current(name);
-    if (!fv) {
+    // `name:3` runs version 3, `name:alias` the alias's version (or its canary's).
+    const { name, qualifier } = splitQualified(req.params.name);
+    let fv = deps.registry.current(name);
+    if (!fv || (qualifier !== undefined && !deps.versions)) {
       deps.metrics.rejected(name, 'FunctionNotFound');
-      return sendError(reply, new LaminaError('FunctionNotFound', `function "${name}" does not exist`), requestId);
+      return sendError(reply, new LaminaError('FunctionNotFound', `function "${req.params.name}" does not exist`), requestId);
+    }
+    let opts: InvokeOptions | undefined;
+    if (qualifier !== undefined) {
+      try {
+        const { version } = await deps.versions!.resolve(name, qualifier);
+        opts = { version };
+        if (version !== fv.version) fv = (await deps.registry.getVersion(name, version)) ?? fv;
+      } catch (err) {
+        deps.metrics.rejected(name, 'FunctionNotFound');
+        const message = isLaminaError(err) ? err.message : `function "${req.params.name}" does not exist`;
+        return sendError(reply, new LaminaError('FunctionNotFound', message), requestId);
+      }
     }
     const methods = fv.manifest.http.methods as string[];
     if (!methods.includes(req.method)) {
@@ -43,7 +58,7 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: GatewayDeps): v
       return sendError(reply, err as LaminaError, requestId);
     }
     try {
-      const { outcome, record } = await deps.worker.invoke(name, requestId, event);
+      const { outcome, record } = await deps.worker.invoke(name, requestId, event, opts);
       deps.metrics.observe(record);
       reply.headers({
         'x-lamina-request-id': requestId,

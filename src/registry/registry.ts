@@ -232,6 +232,23 @@ export class Registry extends EventEmitter<EventArgs> {
     }
   }
 
+  /**
+   * A new current version made of a stored version's code and manifest, the
+   * manifest changed by `change` if given (rollback; configuration updates).
+   * Only settings that do not shape the compiled code may change (memory,
+   * timeout, env...): entry, handler, runtime and sandbox need a deploy.
+   */
+  async redeploy(name: string, fromVersion: number, change?: (m: Manifest) => Manifest): Promise<FunctionVersion> {
+    const from = await this.getVersion(name, fromVersion);
+    if (!from) throw new LaminaError('NotFound', `function "${name}" has no version ${fromVersion}`);
+    const manifest = change ? change(structuredClone(from.manifest)) : from.manifest;
+    for (const k of ['name', 'runtime', 'entry', 'handler', 'sandbox'] as const) {
+      if (manifest[k] !== from.manifest[k]) throw new LaminaError('BadRequest', `"${k}" cannot change without new code: deploy the function again`);
+    }
+    const stored: StoredCode = { hash: from.codeHash, dir: from.codeDir, sizeBytes: from.sizeBytes };
+    return this.exclusive(() => this.commitVersion(manifest, stored, from.codeEntry, from.packagesHash));
+  }
+
   /** Which stored versions use each package-cache entry (for GC and `GET /packages`). */
   async packageUsage(): Promise<Map<string, { name: string; version: number; current: boolean }[]>> {
     const rows = await this.db.kysely

@@ -3,6 +3,7 @@
 // (calls in flight finish on the old version) and instance replacement.
 import { ERROR_STATUS, LaminaError, isLaminaError } from '../errors.js';
 import { billedMs, gbSeconds } from '../metering/billing.js';
+import { reportLine } from '../metering/report.js';
 import type { InvocationRecord, InvocationStatus } from '../metering/types.js';
 import type { FunctionVersion } from '../registry/types.js';
 import type { InvokeOutcome, LoadSpec, Sandbox } from '../sandbox/types.js';
@@ -283,7 +284,7 @@ export class FunctionRunner {
     const m = inst.version.manifest;
     const billed = billedMs(outcome.durationMs, this.deps.billingGranularityMs);
     const status: InvocationStatus = outcome.ok ? 'Success' : outcome.error!.type;
-    return {
+    const record: InvocationRecord = {
       requestId,
       function: inst.version.name,
       version: inst.version.version,
@@ -301,5 +302,7 @@ export class FunctionRunner {
       statusCode: outcome.ok ? 200 : ERROR_STATUS[outcome.error!.type],
       logs: outcome.logs,
     };
+    record.logs += (record.logs && !record.logs.endsWith('\n') ? '\n' : '') + reportLine(record);
+    return record;
   }
 }

@@ -1,11 +1,13 @@
 // Lamina's Node runtime: the program that runs inside a sandbox. It starts
 // generic, waits on fd 3 for a `load` frame naming the function's code, then
 // serves `invoke` frames. The wire protocol is docs/runtime-protocol.md; this
-// file is bundled alone into dist/runtime/node.mjs, so it imports only node:*.
+// file is bundled alone into dist/runtime/node.mjs, so it imports only node:*
+// and pure modules of its own.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import net from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import { lambdaContextNames } from '../lambda-context.js';
 
 type Handler = (event: unknown, context: unknown) => unknown;
 interface ErrorInfo {
@@ -109,6 +111,7 @@ async function invoke(arrived: number, frame: { id: string; event: unknown; cont
   const c = frame.context;
   const context = {
     ...c,
+    ...lambdaContextNames(c, process.env.AWS_REGION),
     getRemainingTimeInMillis: () => Math.max(0, c.deadlineMs - Date.now()),
   };
   // Measured from the frame's arrival: timers the handler sets count from the

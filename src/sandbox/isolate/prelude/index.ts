@@ -11,6 +11,7 @@ import { DOMExceptionPolyfill } from './dom-exception.js';
 import { HeadersPolyfill, makeFetch, type FetchRef } from './fetch.js';
 import { TextDecoderPolyfill, TextEncoderPolyfill } from './text.js';
 import { makeTimers } from './timers.js';
+import { lambdaContextNames } from '../../../runtime/lambda-context.js';
 import { URLSearchParamsPolyfill, makeURL } from './url.js';
 
 type Handler = (event: unknown, context: unknown) => unknown;
@@ -111,7 +112,7 @@ function invoke(id: string, eventJson: string, ctxJson: string): Promise<string>
   const c = JSON.parse(ctxJson) as Ctx;
   calls.set(id, { deadlineMs: c.deadlineMs, logBytes: 0 });
   enter(id);
-  const context = { ...c, env, getRemainingTimeInMillis: () => Math.max(0, c.deadlineMs - Date.now()) };
+  const context = { ...c, ...lambdaContextNames(c, env?.AWS_REGION), env, getRemainingTimeInMillis: () => Math.max(0, c.deadlineMs - Date.now()) };
   const run = async (): Promise<string> => {
     try {
       const value = await handler!(JSON.parse(eventJson), context);
