@@ -5,6 +5,7 @@ import { registerGateway, registerWorker, registerWorkers } from './commands/clu
 import { registerInit } from './commands/init.js';
 import { registerPackages } from './commands/packages.js';
 import { registerUp } from './commands/up.js';
+import { registerVersionCommands } from './commands/versions.js';
 import { CliError } from './client.js';
 
 const program = new Command('lamina')
@@ -17,6 +18,7 @@ const program = new Command('lamina')
 
 registerUp(program);
 registerClientCommands(program);
+registerVersionCommands(program);
 registerInit(program);
 registerPackages(program);
 registerGateway(program);

@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { LaminaError } from '../errors.js';
 import { registerPackageRoutes } from '../packages/routes.js';
 import type { FunctionVersion } from '../registry/types.js';
+import { registerReleaseRoutes } from '../versions/routes.js';
 import type { GatewayDeps } from './app.js';
 
 const MAX_LIST_LIMIT = 1000;
@@ -98,4 +99,5 @@ export async function registerAdminRoutes(app: FastifyInstance, deps: GatewayDep
   app.get('/worker', async () => deps.worker.stats());
 
   await registerPackageRoutes(app, deps.registry);
+  if (deps.versions) registerReleaseRoutes(app, deps.registry, deps.versions);
 }
