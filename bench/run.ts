@@ -2,12 +2,13 @@
 //   npm run bench                       every part, full mode (~20 min)
 //   npm run bench -- --short            smoke mode for CI (BENCH_SHORT=1 too; ~2.5 min): seconds per part,
 //                                       checks only that every part ran and produced numbers
-//   npm run bench -- warm cold          chosen parts (warm, cold, elasticity, packages, routing)
+//   npm run bench -- warm cold          chosen parts (warm, cold, elasticity, packages, routing, aws)
 // Options: --tiers process,container,isolate  --duration S (elasticity)  --profile (warm)  --out DIR
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { aws } from './parts/aws.js';
 import { cold } from './parts/cold.js';
 import { elasticity } from './parts/elasticity.js';
 import { packages } from './parts/packages.js';
@@ -16,7 +17,7 @@ import { warm } from './parts/warm.js';
 import type { BenchOptions, Check, Part, PartResult } from './lib/part.js';
 import { ROOT } from './lib/server.js';
 
-const PARTS: Record<string, Part> = { warm, cold, elasticity, packages, routing };
+const PARTS: Record<string, Part> = { warm, cold, elasticity, packages, routing, aws };
 
 const { values: a, positionals } = parseArgs({
   allowPositionals: true,
@@ -30,7 +31,7 @@ const { values: a, positionals } = parseArgs({
   },
 });
 if (a.help) {
-  console.log('usage: npm run bench -- [--short] [--tiers LIST] [--duration S] [--profile] [--out DIR] [warm] [cold] [elasticity] [packages] [routing]');
+  console.log('usage: npm run bench -- [--short] [--tiers LIST] [--duration S] [--profile] [--out DIR] [warm] [cold] [elasticity] [packages] [routing] [aws]');
   process.exit(0);
 }
 const unknown = positionals.filter((p) => !(p in PARTS));
