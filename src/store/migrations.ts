@@ -135,6 +135,7 @@ const migrationsFor = (dialect: Dialect): Record<string, Migration> => ({
         .addColumn('role', 'text', (c) => c.notNull().defaultTo(''))
         .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
         .addColumn('runtime', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('handler', 'text', (c) => c.notNull().defaultTo(''))
         .execute();
     },
     async down(db: Kysely<any>): Promise<void> {

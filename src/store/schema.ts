@@ -106,6 +106,8 @@ export interface AwsFunctionsTable {
   description: string;
   /** The Runtime string the function was created with (e.g. nodejs22.x), answered back as given. */
   runtime: string;
+  /** The Handler string as given (e.g. pkg.mod.handler), answered back while it names the same entry. */
+  handler: string;
 }
 
 export interface Database {

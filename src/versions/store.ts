@@ -48,6 +48,7 @@ export interface AwsSettings {
   role: string;
   description: string;
   runtime: string;
+  handler: string;
 }
 
 /** A version: LATEST_VERSION means the current one. */
@@ -233,13 +234,13 @@ export class VersionStore {
 
   /** AWS-only settings (Role, Description) of a function. */
   async awsSettings(name: string): Promise<AwsSettings> {
-    const row = await this.db.kysely.selectFrom('aws_functions').select(['role', 'description', 'runtime']).where('name', '=', name).executeTakeFirst();
-    return row ?? { role: '', description: '', runtime: '' };
+    const row = await this.db.kysely.selectFrom('aws_functions').select(['role', 'description', 'runtime', 'handler']).where('name', '=', name).executeTakeFirst();
+    return row ?? { role: '', description: '', runtime: '', handler: '' };
   }
 
   async setAwsSettings(name: string, s: Partial<AwsSettings>): Promise<void> {
     const cur = await this.awsSettings(name);
-    const next = { role: s.role ?? cur.role, description: s.description ?? cur.description, runtime: s.runtime ?? cur.runtime };
+    const next = { role: s.role ?? cur.role, description: s.description ?? cur.description, runtime: s.runtime ?? cur.runtime, handler: s.handler ?? cur.handler };
     await this.db.kysely
       .insertInto('aws_functions')
       .values({ name, ...next })

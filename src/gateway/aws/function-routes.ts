@@ -62,7 +62,7 @@ export function registerFunctionRoutes(app: FastifyInstance, deps: AwsDeps): voi
       timeoutMs: (timeoutS ?? 3) * 1000,
       env: optEnv(body) ?? {},
     });
-    await deps.versions.setAwsSettings(name, { role: optString(body, 'Role') ?? '', description: optString(body, 'Description') ?? '', runtime });
+    await deps.versions.setAwsSettings(name, { role: optString(body, 'Role') ?? '', description: optString(body, 'Description') ?? '', runtime, handler: handler ?? '' });
     const settings = await deps.versions.awsSettings(name);
     if (body.Publish === true) {
       const p = await deps.versions.publish(name, settings.description);
@@ -138,7 +138,7 @@ export function registerFunctionRoutes(app: FastifyInstance, deps: AwsDeps): voi
     const runtime = optString(body, 'Runtime');
     if (runtime !== undefined && laminaRuntime(runtime) !== current.manifest.runtime) throw invalidParameter(`changing the runtime family needs new code: call UpdateFunctionCode with a ${runtime} archive`);
     const handler = optString(body, 'Handler');
-    if (handler !== undefined && handler !== handlerOf(current.manifest)) {
+    if (handler !== undefined && handler.replace(/\./g, '/') !== handlerOf(current.manifest).replace(/\./g, '/')) {
       throw invalidParameter(`Lamina compiles the handler into the function's code, so Handler cannot change without new code: name "entry" and "handler" in the archive's lamina.json and call UpdateFunctionCode`);
     }
     const memoryMb = optInt(body, 'MemorySize', 128, 10240);

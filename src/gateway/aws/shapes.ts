@@ -49,6 +49,13 @@ export function handlerOf(m: Manifest): string {
   return `${m.entry.slice(0, m.entry.length - ext.length)}.${m.handler}`;
 }
 
+/** The Handler as the client gave it (`pkg.mod.handler`), while it still names the version's entry and export. */
+export function awsHandler(m: Manifest, settings: AwsSettings): string {
+  const derived = handlerOf(m);
+  const given = settings.handler;
+  return given && given.replace(/\./g, '/') === derived.replace(/\./g, '/') ? given : derived;
+}
+
 const NODE_EXTENSIONS = ['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts'];
 const IDENT_RE = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
@@ -84,7 +91,7 @@ export function functionConfiguration(fv: FunctionVersion, settings: AwsSettings
     FunctionArn: functionArn(region, fv.name, label === '$LATEST' ? undefined : label),
     Runtime: awsRuntime(m, settings),
     Role: settings.role || `arn:aws:iam::${ACCOUNT_ID}:role/lamina`,
-    Handler: handlerOf(m),
+    Handler: awsHandler(m, settings),
     CodeSize: fv.sizeBytes,
     Description: description ?? settings.description,
     Timeout: Math.ceil(m.timeoutMs / 1000),
