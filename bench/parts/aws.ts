@@ -5,6 +5,11 @@
 // server's CPU time per call (the SDK's own signing runs in this process).
 import path from 'node:path';
 import { CreateAliasCommand, InvokeCommand, LambdaClient, PublishVersionCommand } from '@aws-sdk/client-lambda';
+import { Hash } from '@smithy/hash-node';
+import { HttpRequest } from '@smithy/protocol-http';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { credentialLookup } from '../../src/gateway/aws/plugin.js';
+import { verifySigV4 } from '../../src/gateway/aws/sigv4.js';
 import { log, type Part } from '../lib/part.js';
 import { FUNCTIONS, cpuTimeMs, startLamina, type LaminaServer } from '../lib/server.js';
 import { median, summarize } from '../lib/stats.js';
@@ -31,6 +36,22 @@ async function loop(call: () => Promise<void>, ms: number): Promise<{ latencies:
     }),
   );
   return { latencies, errors };
+}
+
+/** CPU time of one signature check in this process (what the server adds per AWS call), in µs. */
+async function verifyCost(n: number): Promise<number> {
+  const lookup = credentialLookup({ token: 'bench-token' });
+  const req = new HttpRequest({ method: 'POST', protocol: 'http:', hostname: '127.0.0.1', path: '/2015-03-31/functions/noop/invocations', query: {}, headers: { host: '127.0.0.1', 'content-type': 'application/json' }, body: BODY });
+  const signer = new SignatureV4({ credentials: { accessKeyId: 'admin', secretAccessKey: 'bench-token' }, region: 'us-east-1', service: 'lambda', sha256: Hash.bind(null, 'sha256') });
+  const out = await signer.sign(req);
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(out.headers)) headers[k.toLowerCase()] = v;
+  const signed = { method: 'POST', rawUrl: out.path, headers, body: Buffer.from(BODY) };
+  for (let i = 0; i < n / 10; i++) await verifySigV4(signed, lookup);
+  const c0 = process.cpuUsage();
+  for (let i = 0; i < n; i++) await verifySigV4(signed, lookup);
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / n;
 }
 
 export const aws: Part = async (o) => {
@@ -77,7 +98,7 @@ export const aws: Part = async (o) => {
       }
     }
     client.destroy();
-    const rows = targets.map((t) => {
+    const rows: { route: string; rps: number; p50Ms: number; p99Ms: number; serverCpuUsPerCall: number; errors: number }[] = targets.map((t) => {
       const rs = runs.get(t.name)!;
       return {
         route: t.name,
@@ -88,6 +109,7 @@ export const aws: Part = async (o) => {
         errors: rs.reduce((n, x) => n + x.errors, 0),
       };
     });
+    rows.push({ route: 'verifySigV4 alone (in process)', rps: NaN, p50Ms: NaN, p99Ms: NaN, serverCpuUsPerCall: await verifyCost(o.short ? 500 : 5000), errors: 0 });
     log(table(['route', 'req/s', 'p50 ms', 'p99 ms', 'server CPU us/call', 'errors'], rows.map((r) => [r.route, fmt(r.rps, 0), fmt(r.p50Ms, 2), fmt(r.p99Ms, 2), fmt(r.serverCpuUsPerCall, 0), r.errors])));
     return { rows, checks: [], notes };
   } finally {
