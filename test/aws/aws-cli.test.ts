@@ -1,5 +1,6 @@
 // The AWS CLI (botocore's signer, which signs other headers than the JS SDK)
-// against a real `lamina up`. Skipped where no `aws` command is installed.
+// against a real `lamina up`. Skipped where no `aws` command is installed
+// (.ci/run installs Debian's awscli).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -36,7 +37,9 @@ describe('the AWS CLI', { skip: hasAws ? false : 'no aws command on this machine
     const c = aws(['create-function', '--function-name', 'hello', '--runtime', 'nodejs20.x', '--handler', 'index.handler', '--role', 'arn:aws:iam::000000000000:role/any', '--zip-file', 'fileb://fn.zip']);
     assert.equal(c.code, 0, c.err);
     assert.equal(JSON.parse(c.out).FunctionArn, 'arn:aws:lambda:us-east-1:000000000000:function:hello');
-    const inv = aws(['invoke', '--function-name', 'hello', '--payload', '{"who":"cli"}', '--log-type', 'Tail', 'out.json']);
+    // fileb:// is raw bytes in both CLI versions (v2 reads a literal --payload as base64).
+    writeFileSync(path.join(work, 'event.json'), '{"who":"cli"}');
+    const inv = aws(['invoke', '--function-name', 'hello', '--payload', 'fileb://event.json', '--log-type', 'Tail', 'out.json']);
     assert.equal(inv.code, 0, inv.err);
     const meta = JSON.parse(inv.out);
     assert.equal(meta.StatusCode, 200);
