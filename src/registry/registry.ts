@@ -238,13 +238,16 @@ export class Registry extends EventEmitter<EventArgs> {
    * Only settings that do not shape the compiled code may change (memory,
    * timeout, env...): entry, handler, runtime and sandbox need a deploy.
    */
-  async redeploy(name: string, fromVersion: number, change?: (m: Manifest) => Manifest): Promise<FunctionVersion> {
+  async redeploy(name: string, fromVersion: number, change?: (m: Manifest) => Manifest, opts: Pick<DeployOptions, 'validate'> = {}): Promise<FunctionVersion> {
     const from = await this.getVersion(name, fromVersion);
     if (!from) throw new LaminaError('NotFound', `function "${name}" has no version ${fromVersion}`);
-    const manifest = change ? change(structuredClone(from.manifest)) : from.manifest;
+    // The changed manifest goes through the same validation as a deploy's (its entry is known to exist).
+    const manifest = change ? parseManifest(change(structuredClone(from.manifest)), { dirName: name, files: [from.manifest.entry] }) : from.manifest;
     for (const k of ['name', 'runtime', 'entry', 'handler', 'sandbox'] as const) {
       if (manifest[k] !== from.manifest[k]) throw new LaminaError('BadRequest', `"${k}" cannot change without new code: deploy the function again`);
     }
+    const problem = opts.validate?.(manifest);
+    if (problem) throw new LaminaError('InvalidFunction', `${MANIFEST_FILE}: ${problem}`);
     const stored: StoredCode = { hash: from.codeHash, dir: from.codeDir, sizeBytes: from.sizeBytes };
     return this.exclusive(() => this.commitVersion(manifest, stored, from.codeEntry, from.packagesHash));
   }

@@ -100,7 +100,8 @@ export class Worker {
     });
     catalog.on('removed', (name) => {
       this.runners.get(name)?.remove();
-      for (const [key, r] of this.pinned) if (r.name === name) {
+      for (const [key, r] of this.pinned) {
+        if (r.name !== name) continue;
         r.remove();
         this.pinned.delete(key);
       }

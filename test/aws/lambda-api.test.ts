@@ -157,6 +157,9 @@ export async function handler(event, context) {
     assert.equal(conf.Description, 'updated');
     assert.equal(decode((await aws.send(new InvokeCommand({ FunctionName: 'upd' }))).Payload), 'two:prod');
     await refused(aws.send(new UpdateFunctionConfigurationCommand({ FunctionName: 'upd', Handler: 'other.run' })), 'InvalidParameterValueException', 400);
+    // The new configuration is validated like a deploy's manifest.
+    await refused(aws.send(new UpdateFunctionConfigurationCommand({ FunctionName: 'upd', Environment: { Variables: { LAMINA_TOKEN: 'x' } } })), 'InvalidParameterValueException', 400);
+    await refused(aws.send(new UpdateFunctionConfigurationCommand({ FunctionName: 'upd', Timeout: 901 })), 'InvalidParameterValueException', 400);
     await refused(aws.send(new UpdateFunctionCodeCommand({ FunctionName: 'nope', ZipFile: zipOf({ 'main.js': '' }) })), 'ResourceNotFoundException', 404);
   });
 

@@ -153,7 +153,7 @@ export function registerFunctionRoutes(app: FastifyInstance, deps: AwsDeps): voi
         ...(memoryMb !== undefined ? { memoryMb } : {}),
         ...(timeoutS !== undefined ? { timeoutMs: timeoutS * 1000 } : {}),
         ...(env !== undefined ? { env } : {}),
-      }));
+      }), { validate: deps.checkManifest });
     }
     await deps.versions.setAwsSettings(name, { role: optString(body, 'Role'), description: optString(body, 'Description'), runtime });
     return functionConfiguration(fv, await deps.versions.awsSettings(name), '$LATEST', c.region);
