@@ -2,7 +2,8 @@
 // a real `lamina up`: every supported operation, the SigV4 refusals, AWS's
 // errors, zip safety, versions and weighted aliases, and both deploy paths.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -44,9 +45,13 @@ async function refused(p: Promise<unknown>, name: string, status: number): Promi
   assert.fail(`expected ${name}`);
 }
 
-function lamina(s: TestServer, args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, LAMINA_URL: s.url, LAMINA_TOKEN: s.token }, timeout: 60_000 });
-  return { code: r.status, out: r.stdout, err: r.stderr };
+/** The CLI, run asynchronously: a blocking spawnSync would starve the keep-alive timers of this process's HTTP client. */
+function lamina(s: TestServer, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, LAMINA_URL: s.url, LAMINA_TOKEN: s.token }, timeout: 60_000 }, (err, out, errOut) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, out, err: errOut });
+    });
+  });
 }
 
 const VERSIONED = (v: string) => `exports.handler = async () => ({ v: ${JSON.stringify(v)} });`;
@@ -60,7 +65,9 @@ describe('AWS Lambda API', () => {
   });
   after(async () => {
     aws?.destroy();
-    await s?.stop();
+    const code = await s?.stop();
+    // A server that died under the tests says why.
+    if (code !== 0 && code !== null) console.error(`server exited with ${code}:\n${s.output()}`);
   });
 
   test('CreateFunction (CommonJS), Invoke with any JSON event, Get*, List', async () => {
@@ -191,7 +198,7 @@ export async function handler(event, context) {
     assert.ok(tail.length <= 4096 && tail.length > 3000, `${tail.length} bytes`);
     assert.match(tail.toString(), /line 499\nREPORT RequestId: /);
     // The record's logs (what `lamina logs` prints) end with it too.
-    const logs = lamina(s, ['logs', 'chatty']);
+    const logs = await lamina(s, ['logs', 'chatty']);
     assert.equal(logs.code, 0, logs.err);
     assert.match(logs.out, /REPORT RequestId: /);
   });
@@ -339,7 +346,7 @@ export async function handler(event, context) {
   test('a function deployed with `lamina deploy` is invoked through the SDK, and the other way round', async () => {
     const dir = makeFunction({ 'index.ts': 'export async function handler(e: { n: number }) { return { doubled: e.n * 2 }; }' }, { name: 'native', memoryMb: 160 });
     try {
-      const d = lamina(s, ['deploy', dir]);
+      const d = await lamina(s, ['deploy', dir]);
       assert.equal(d.code, 0, d.err);
     } finally {
       rmSync(path.dirname(dir), { recursive: true, force: true });
@@ -354,10 +361,10 @@ export async function handler(event, context) {
     // CreateFunction -> /run and `lamina invoke`, `lamina ls`.
     await aws.send(new CreateFunctionCommand({ FunctionName: 'fromaws', Runtime: 'nodejs18.x', Role: 'r', Handler: 'handler.main', Code: { ZipFile: zipOf({ 'handler.js': 'module.exports.main = async (e) => ({ hello: e.who });' }) } }));
     assert.deepEqual((await invoke(s, 'fromaws', { who: 'run' })).body, { hello: 'run' });
-    const cli = lamina(s, ['invoke', 'fromaws', '--data', '{"who":"cli"}']);
+    const cli = await lamina(s, ['invoke', 'fromaws', '--data', '{"who":"cli"}']);
     assert.equal(cli.code, 0, cli.err);
     assert.deepEqual(JSON.parse(cli.out), { hello: 'cli' });
-    assert.match(lamina(s, ['ls']).out, /fromaws/);
+    assert.match((await lamina(s, ['ls'])).out, /fromaws/);
 
     // DeleteFunction through AWS removes it for Lamina too.
     const del = await aws.send(new DeleteFunctionCommand({ FunctionName: 'fromaws' }));
@@ -368,38 +375,38 @@ export async function handler(event, context) {
 
   test('lamina publish, alias and rollback', async () => {
     const dir = makeFunction({ 'index.mjs': 'export const handler = async () => "r1";' }, { name: 'roll' });
-    const redeploy = (text: string) => {
-      spawnSync('sh', ['-c', `printf '%s' '${text}' > ${dir}/index.mjs`]);
-      const d = lamina(s, ['deploy', dir]);
+    const redeploy = async (text: string) => {
+      writeFileSync(path.join(dir, 'index.mjs'), text);
+      const d = await lamina(s, ['deploy', dir]);
       assert.equal(d.code, 0, d.err);
     };
     try {
-      redeploy('export const handler = async () => "r1";');
-      const p1 = lamina(s, ['publish', 'roll', '-d', 'first']);
+      await redeploy('export const handler = async () => "r1";');
+      const p1 = await lamina(s, ['publish', 'roll', '-d', 'first']);
       assert.equal(p1.code, 0, p1.err);
       assert.match(p1.out, /published roll version 1/);
-      redeploy('export const handler = async () => "r2";');
-      assert.equal(lamina(s, ['publish', 'roll']).code, 0);
-      const a = lamina(s, ['alias', 'roll', 'live', '1', '--canary', '2=0.25']);
+      await redeploy('export const handler = async () => "r2";');
+      assert.equal((await lamina(s, ['publish', 'roll'])).code, 0);
+      const a = await lamina(s, ['alias', 'roll', 'live', '1', '--canary', '2=0.25']);
       assert.equal(a.code, 0, a.err);
       assert.match(a.out, /roll:live -> version 1 \(25% to version 2\)/);
-      assert.match(lamina(s, ['alias', 'roll']).out, /live\s+1\s+2 @ 0.25/);
-      assert.equal(lamina(s, ['alias', 'roll', 'live', '2']).code, 0);
+      assert.match((await lamina(s, ['alias', 'roll'])).out, /live\s+1\s+2 @ 0.25/);
+      assert.equal((await lamina(s, ['alias', 'roll', 'live', '2'])).code, 0);
       assert.equal((await invoke(s, 'roll:live')).body, 'r2');
-      const bad = lamina(s, ['alias', 'roll', 'broken', '9']);
+      const bad = await lamina(s, ['alias', 'roll', 'broken', '9']);
       assert.equal(bad.code, 1);
       assert.match(bad.err, /no version 9/);
 
       assert.equal((await invoke(s, 'roll')).body, 'r2');
-      const rb = lamina(s, ['rollback', 'roll']);
+      const rb = await lamina(s, ['rollback', 'roll']);
       assert.equal(rb.code, 0, rb.err);
       assert.match(rb.out, /rolled roll back to version 1 \(now current as version 3\)/);
       assert.equal((await invoke(s, 'roll')).body, 'r1');
-      assert.equal(lamina(s, ['rollback', 'roll', '2']).code, 0);
+      assert.equal((await lamina(s, ['rollback', 'roll', '2'])).code, 0);
       assert.equal((await invoke(s, 'roll')).body, 'r2');
-      assert.equal(lamina(s, ['alias', 'roll', 'live', '--rm']).code, 0);
+      assert.equal((await lamina(s, ['alias', 'roll', 'live', '--rm'])).code, 0);
       assert.equal((await invoke(s, 'roll:live')).status, 404);
-      for (const cmd of ['publish', 'alias', 'rollback']) assert.match(lamina(s, [cmd, '--help']).out, /Usage: lamina/);
+      for (const cmd of ['publish', 'alias', 'rollback']) assert.match((await lamina(s, [cmd, '--help'])).out, /Usage: lamina/);
     } finally {
       rmSync(path.dirname(dir), { recursive: true, force: true });
     }
