@@ -2,7 +2,7 @@
 //   npm run bench                       every part, full mode (~20 min)
 //   npm run bench -- --short            smoke mode for CI (BENCH_SHORT=1 too; ~2.5 min): seconds per part,
 //                                       checks only that every part ran and produced numbers
-//   npm run bench -- warm cold          chosen parts (warm, cold, elasticity, packages, python, routing, soak, async, live)
+//   npm run bench -- warm cold          chosen parts (warm, cold, elasticity, packages, python, routing, soak, async, live, aws)
 //   npm run bench -- soak               the soak and chaos run (10 min; 1 min with --short; --duration S)
 // Options: --tiers process,container,isolate  --duration S (elasticity)  --profile (warm)  --out DIR
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { async } from './parts/async.js';
+import { aws } from './parts/aws.js';
 import { cold } from './parts/cold.js';
 import { elasticity } from './parts/elasticity.js';
 import { live } from './parts/live.js';
@@ -21,7 +22,7 @@ import { warm } from './parts/warm.js';
 import type { BenchOptions, Check, Part, PartResult } from './lib/part.js';
 import { ROOT } from './lib/server.js';
 
-const PARTS: Record<string, Part> = { warm, cold, elasticity, packages, python, routing, soak, async, live };
+const PARTS: Record<string, Part> = { warm, cold, elasticity, packages, python, routing, soak, async, live, aws };
 
 const { values: a, positionals } = parseArgs({
   allowPositionals: true,

@@ -8,6 +8,8 @@ export const ERROR_STATUS = {
   FunctionNotFound: 404,
   NotFound: 404,
   MethodNotAllowed: 405,
+  /** The resource exists already, or changed since the caller read it (e.g. an alias's revision). */
+  Conflict: 409,
   PayloadTooLarge: 413,
   TooManyRequests: 429,
   HandlerError: 500,

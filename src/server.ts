@@ -17,6 +17,7 @@ import { AsyncMetrics } from './triggers/metrics.js';
 import { startTriggers } from './triggers/node.js';
 import { AsyncQueue } from './triggers/queue.js';
 import { lockDataDir, type DataDirLock } from './util/data-dir-lock.js';
+import { VersionStore } from './versions/store.js';
 import { Worker, workerOptions } from './worker/worker.js';
 
 export interface RunningServer {
@@ -83,12 +84,15 @@ async function startLocked(config: ServerConfig, opts: StartOptions, log: pino.L
   const metrics = new Metrics(() => worker.stats());
   const asyncQueue = new AsyncQueue(db);
   const asyncMetrics = new AsyncMetrics(metrics.registry, asyncQueue);
+  const versions = new VersionStore(db, registry);
+  registry.on('removed', (name) => void versions.forget(name).catch((err: Error) => log.error(`could not drop the aliases of ${name}: ${err.message}`)));
   const app = await buildGateway({
     keys: new KeyStore(db),
     registry,
     worker,
     invocations,
     metrics,
+    versions,
     token,
     payloadLimitBytes: config.payloadLimitBytes,
     deployLimitBytes: config.deployLimitBytes,
@@ -96,6 +100,8 @@ async function startLocked(config: ServerConfig, opts: StartOptions, log: pino.L
     health: () => ({ worker: worker.id, tier: sandboxes.defaultTier, functions: registry.list().length }),
     log,
     asyncQueue,
+    // AWS Invoke with InvocationType Event goes through the same durable queue (a pinned version runs as the current one).
+    enqueue: async (c) => void (await asyncQueue.enqueue({ function: c.name, event: c.event, requestId: c.requestId, trigger: 'aws' })),
     live,
     tierFor: (m) => sandboxes.tierFor(m),
   });

@@ -7,6 +7,7 @@ import { registerInit } from './commands/init.js';
 import { registerKeys } from './commands/keys.js';
 import { registerPackages } from './commands/packages.js';
 import { registerUp } from './commands/up.js';
+import { registerVersionCommands } from './commands/versions.js';
 import { CliError } from './client.js';
 import { registerDev } from './commands/dev.js';
 import { packageVersion } from './version.js';
@@ -30,6 +31,7 @@ const program = new Command('lamina')
 registerUp(program);
 registerClientCommands(program);
 registerAsyncCommands(program);
+registerVersionCommands(program);
 registerInit(program);
 registerPackages(program);
 registerKeys(program);

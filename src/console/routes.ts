@@ -53,19 +53,7 @@ export async function registerConsolePages(app: FastifyInstance): Promise<void> 
 }
 
 export function registerConsoleApi(app: FastifyInstance, deps: { registry: Registry; invocations: InvocationStore }): void {
-  app.post<{ Params: { name: string } }>('/functions/:name/rollback', async (req, reply) => {
-    let body: unknown;
-    try {
-      body = JSON.parse(Buffer.isBuffer(req.body) ? req.body.toString('utf8') : String(req.body ?? ''));
-    } catch {
-      throw new LaminaError('BadRequest', 'the request body must be JSON: {"version": N}');
-    }
-    const version = (body as { version?: unknown } | null)?.version;
-    if (!Number.isInteger(version) || (version as number) < 1) throw new LaminaError('BadRequest', '"version" must be a positive integer');
-    const fv = await deps.registry.rollback(req.params.name, version as number);
-    return reply.code(201).send({ name: fv.name, version: fv.version, rolledBackTo: version, codeHash: fv.codeHash, createdAt: fv.createdAt });
-  });
-
+  // Rollback is the releases API's (src/versions/routes.ts), which the console calls too.
   app.get<{ Params: { name: string }; Querystring: { minutes?: string } }>('/functions/:name/stats', async (req) => {
     if (!deps.registry.current(req.params.name)) throw new LaminaError('FunctionNotFound', `function "${req.params.name}" does not exist`);
     const raw = req.query.minutes ?? '60';

@@ -7,6 +7,7 @@ import { registerPackageRoutes } from '../packages/routes.js';
 import type { FunctionVersion } from '../registry/types.js';
 import { invocationView } from '../triggers/records.js';
 import { registerTriggerRoutes } from '../triggers/routes.js';
+import { registerReleaseRoutes } from '../versions/routes.js';
 import type { GatewayDeps } from './app.js';
 
 const MAX_LIST_LIMIT = 1000;
@@ -104,4 +105,5 @@ export async function registerAdminRoutes(app: FastifyInstance, deps: GatewayDep
   await registerPackageRoutes(app, deps.registry);
   await registerKeyRoutes(app, deps.keys);
   if (deps.asyncQueue) registerTriggerRoutes(app, { queue: deps.asyncQueue, catalog: deps.registry });
+  if (deps.versions) registerReleaseRoutes(app, deps.registry, deps.versions);
 }

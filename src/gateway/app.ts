@@ -14,7 +14,10 @@ import type { Manifest } from '../registry/types.js';
 import type { AsyncQueue } from '../triggers/queue.js';
 import type { InvokeOptions } from '../worker/invoke-options.js';
 import type { CallResult, InstanceView, WorkerStats } from '../worker/worker.js';
+import type { VersionStore } from '../versions/store.js';
 import { registerAdminRoutes } from './admin-routes.js';
+import { AWS_PREFIX, awsLambdaApi } from './aws/plugin.js';
+import type { AwsDeps } from './aws/types.js';
 import { registerInvokeRoutes } from './invoke-routes.js';
 import type { Metrics } from './metrics.js';
 
@@ -27,6 +30,7 @@ import type { Metrics } from './metrics.js';
  */
 export interface Invoker {
   readonly id: string;
+  /** `opts` (src/worker/invoke-options.ts) is optional: 3-argument calls run the current version. */
   invoke(name: string, requestId: string, event: unknown, opts?: InvokeOptions): Promise<CallResult>;
   /** Instances and memory, for /metrics and the admin API (in a cluster: merged from the workers' last heartbeats). */
   stats(): WorkerStats;
@@ -56,6 +60,12 @@ export interface GatewayDeps {
   live?: LiveHub;
   /** The tier a manifest's sandbox setting resolves to on this node (`auto` -> the strongest available). */
   tierFor?: (m: Pick<Manifest, 'sandbox'>) => string;
+  /** Published versions and aliases (name:qualifier calls, the AWS API); without it both are off. */
+  versions?: VersionStore;
+  /** AWS API: invoke keys usable as SigV4 credentials (wired where keys exist). */
+  invokeKeys?: AwsDeps['invokeKeys'];
+  /** AWS API: the durable queue for Event calls (wired where the async queue exists). */
+  enqueue?: AwsDeps['enqueue'];
 }
 
 export function errorBody(err: LaminaError, requestId?: string): string {
@@ -162,5 +172,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   );
   // Event streams never go idle: end them so closing the server does not wait on them.
   if (deps.live) app.addHook('preClose', async () => deps.live!.close());
+  const versions = deps.versions;
+  if (versions) await app.register(async (aws) => awsLambdaApi(aws, { ...deps, versions }), { prefix: AWS_PREFIX });
   return app;
 }

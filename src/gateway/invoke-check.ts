@@ -51,8 +51,9 @@ function bearer(header: string | undefined): string | undefined {
  * instance loaded the module, whether it is a fetch handler (which takes any
  * body), so the body's verdict travels in http.jsonError (docs/architecture.md).
  */
-export async function checkInvoke(deps: Pick<GatewayDeps, 'registry' | 'token' | 'keys'>, req: FastifyRequest, name: string): Promise<CheckedCall> {
-  const fv = deps.registry.current(name);
+export async function checkInvoke(deps: Pick<GatewayDeps, 'registry' | 'token' | 'keys'>, req: FastifyRequest, name: string, pinned?: FunctionVersion): Promise<CheckedCall> {
+  // A qualified call (name:3, name:alias) is checked against the version it runs.
+  const fv = pinned ?? deps.registry.current(name);
   if (!fv) throw new Refusal('FunctionNotFound', `function "${name}" does not exist`);
   const methods = fv.manifest.http.methods as string[];
   if (!methods.includes(req.method)) {

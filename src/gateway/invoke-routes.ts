@@ -7,11 +7,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { LaminaError, isLaminaError } from '../errors.js';
 import { buildEvent } from '../http/event.js';
 import { acceptEvent, wantsAsync } from '../triggers/accept.js';
+import type { FunctionVersion } from '../registry/types.js';
 import type { GatewayDeps } from './app.js';
 import { sendError } from './app.js';
 import { corsHeaders, isPreflight, preflightHeaders } from './cors.js';
 import { sendHttpResponse } from './http-answer.js';
 import { Refusal, checkInvoke } from './invoke-check.js';
+import { splitQualified } from '../versions/store.js';
+import type { InvokeOptions } from '../worker/invoke-options.js';
 
 type RunRequest = FastifyRequest<{ Params: { name: string } }>;
 
@@ -24,8 +27,24 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: GatewayDeps): v
   const handler = async (req: RunRequest, reply: FastifyReply) => {
     const requestId = randomUUID();
     (req as RunRequest & { laminaRequestId?: string }).laminaRequestId = requestId;
-    const name = req.params.name;
-    const cors = deps.registry.current(name)?.manifest.http.cors;
+    // `name:3` runs version 3, `name:alias` the alias's version (or its canary's).
+    const { name, qualifier } = splitQualified(req.params.name);
+    let pinned: { fv: FunctionVersion; opts: InvokeOptions } | undefined;
+    if (qualifier !== undefined) {
+      const current = deps.registry.current(name);
+      try {
+        if (!current || !deps.versions) throw new LaminaError('FunctionNotFound', `function "${req.params.name}" does not exist`);
+        const { version } = await deps.versions.resolve(name, qualifier);
+        const fv = version === current.version ? current : await deps.registry.getVersion(name, version);
+        if (!fv) throw new LaminaError('FunctionNotFound', `function "${name}" has no version ${version}`);
+        pinned = { fv, opts: { version } };
+      } catch (err) {
+        deps.metrics.rejected(name, 'FunctionNotFound');
+        const message = isLaminaError(err) ? err.message : `function "${req.params.name}" does not exist`;
+        return sendError(reply, new LaminaError('FunctionNotFound', message), requestId);
+      }
+    }
+    const cors = (pinned?.fv ?? deps.registry.current(name))?.manifest.http.cors;
     const origin = typeof req.headers.origin === 'string' ? req.headers.origin : undefined;
     if (cors && isPreflight(req.method, req.headers)) {
       const h = preflightHeaders(cors, origin!, String(req.headers['access-control-request-method']), req.headers['access-control-request-headers'] as string | undefined);
@@ -36,7 +55,7 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: GatewayDeps): v
 
     let checked: Awaited<ReturnType<typeof checkInvoke>>;
     try {
-      checked = await checkInvoke(deps, req, name);
+      checked = await checkInvoke(deps, req, name, pinned?.fv);
     } catch (err) {
       const le = isLaminaError(err) ? err : new LaminaError('InternalError', (err as Error).message);
       if (le.type === 'InternalError') deps.log.error({ err }, 'invoke check failed');
@@ -56,7 +75,7 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: GatewayDeps): v
       return acceptEvent(deps.asyncQueue, reply, { function: name, requestId, event });
     }
     try {
-      const { outcome, record, response } = await deps.worker.invoke(name, requestId, checked.event, { http: checked.http });
+      const { outcome, record, response } = await deps.worker.invoke(name, requestId, checked.event, { http: checked.http, ...pinned?.opts });
       deps.metrics.observe(record);
       reply.headers({
         'x-lamina-request-id': requestId,

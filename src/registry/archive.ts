@@ -33,8 +33,8 @@ interface Collected {
   files: Map<string, Buffer>;
 }
 
-/** Relative, normalized path of an entry, or an error message. */
-function checkPath(raw: string): { path: string } | { error: string } {
+/** Relative, normalized path of an entry, or an error message (also used for zip archives). */
+export function checkPath(raw: string): { path: string } | { error: string } {
   if (raw.includes('\0')) return { error: `entry ${JSON.stringify(raw)} has a NUL byte in its path` };
   if (raw.startsWith('/') || raw.startsWith('\\') || /^[A-Za-z]:/.test(raw)) {
     return { error: `entry ${JSON.stringify(raw)} has an absolute path` };

@@ -240,15 +240,23 @@ export class Registry extends EventEmitter<EventArgs> {
   }
 
   /**
-   * Makes version `version`'s code and manifest current again, committed as a
-   * new version (numbers only move forward, so every node of a cluster follows
-   * it like any deploy). The code and packages are already stored.
+   * A new current version made of a stored version's code and manifest, the
+   * manifest changed by `change` if given (rollback; configuration updates).
+   * Only settings that do not shape the compiled code may change (memory,
+   * timeout, env...): entry, handler, runtime and sandbox need a deploy.
    */
-  async rollback(name: string, version: number): Promise<FunctionVersion> {
-    if (!this.current(name)) throw new LaminaError('FunctionNotFound', `function "${name}" does not exist`);
-    const old = await this.getVersion(name, version);
-    if (!old) throw new LaminaError('NotFound', `function "${name}" has no version ${version}`);
-    return this.exclusive(() => this.commitVersion(old.manifest, { hash: old.codeHash, dir: old.codeDir, sizeBytes: old.sizeBytes }, old.codeEntry, old.packagesHash));
+  async redeploy(name: string, fromVersion: number, change?: (m: Manifest) => Manifest, opts: Pick<DeployOptions, 'validate'> = {}): Promise<FunctionVersion> {
+    const from = await this.getVersion(name, fromVersion);
+    if (!from) throw new LaminaError('NotFound', `function "${name}" has no version ${fromVersion}`);
+    // The changed manifest goes through the same validation as a deploy's (its entry is known to exist).
+    const manifest = change ? parseManifest(change(structuredClone(from.manifest)), { dirName: name, files: [from.manifest.entry] }) : from.manifest;
+    for (const k of ['name', 'runtime', 'entry', 'handler', 'sandbox'] as const) {
+      if (manifest[k] !== from.manifest[k]) throw new LaminaError('BadRequest', `"${k}" cannot change without new code: deploy the function again`);
+    }
+    const problem = opts.validate?.(manifest);
+    if (problem) throw new LaminaError('InvalidFunction', `${MANIFEST_FILE}: ${problem}`);
+    const stored: StoredCode = { hash: from.codeHash, dir: from.codeDir, sizeBytes: from.sizeBytes };
+    return this.exclusive(() => this.commitVersion(manifest, stored, from.codeEntry, from.packagesHash));
   }
 
   /** Which stored versions use each package-cache entry (for GC and `GET /packages`). */

@@ -157,6 +157,47 @@ const migrationsFor = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.alterTable('invocations').dropColumn('trigger').execute();
     },
   },
+  // AWS Lambda API (src/gateway/aws, src/versions): published versions,
+  // aliases (with an optional weighted second version) and the AWS-only
+  // settings of a function (Role, Description) that Lamina itself ignores.
+  '0006_aws': {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('published_versions')
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('published_versions_pk', ['name', 'version'])
+        .execute();
+      await db.schema
+        .createTable('aliases')
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('alias', 'text', (c) => c.notNull())
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('extra_version', 'integer')
+        .addColumn('extra_weight', 'double precision')
+        .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('revision_id', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('aliases_pk', ['name', 'alias'])
+        .execute();
+      await db.schema
+        .createTable('aws_functions')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('role', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('runtime', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('handler', 'text', (c) => c.notNull().defaultTo(''))
+        .execute();
+    },
+    async down(db: Kysely<any>): Promise<void> {
+      await db.schema.dropTable('aws_functions').execute();
+      await db.schema.dropTable('aliases').execute();
+      await db.schema.dropTable('published_versions').execute();
+    },
+  },
 });
 
 /** Brings any Kysely database (SQLite or PostgreSQL) to the latest schema. */

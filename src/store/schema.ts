@@ -133,6 +133,38 @@ export interface ScheduleTicksTable {
   fired_at: number;
 }
 
+/** Migration 0006: versions published through PublishVersion (AWS API) or `lamina publish`. */
+export interface PublishedVersionsTable {
+  name: string;
+  version: number;
+  description: string;
+  created_at: string;
+}
+
+/** Migration 0006: an alias names a version, optionally sending `extra_weight` (0..1) of calls to `extra_version`. */
+export interface AliasesTable {
+  name: string;
+  alias: string;
+  version: number;
+  extra_version: number | null;
+  extra_weight: number | null;
+  description: string;
+  revision_id: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Migration 0006: AWS-only settings of a function, kept to answer them back. */
+export interface AwsFunctionsTable {
+  name: string;
+  role: string;
+  description: string;
+  /** The Runtime string the function was created with (e.g. nodejs22.x), answered back as given. */
+  runtime: string;
+  /** The Handler string as given (e.g. pkg.mod.handler), answered back while it names the same entry. */
+  handler: string;
+}
+
 export interface Database {
   async_events: AsyncEventsTable;
   schedule_ticks: ScheduleTicksTable;
@@ -142,4 +174,7 @@ export interface Database {
   invocations: InvocationsTable;
   code_blobs: CodeBlobsTable;
   workers: WorkersTable;
+  published_versions: PublishedVersionsTable;
+  aliases: AliasesTable;
+  aws_functions: AwsFunctionsTable;
 }

@@ -12,4 +12,6 @@ export interface InvokeOptions {
   trigger?: InvocationTrigger;
   /** 1 for the first try of an async event, 2 for its first retry...: retries are metered as `requestId#attempt`. */
   attempt?: number;
+  /** Run this stored version instead of the current one (a `name:3` qualifier, an alias or its canary weight). */
+  version?: number;
 }

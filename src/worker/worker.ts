@@ -16,6 +16,8 @@ export type { CallResult } from './function-runner.js';
 /** Where the worker learns which version of a function is current. */
 export interface FunctionCatalog {
   current(name: string): FunctionVersion | undefined;
+  /** A stored version by number, for calls pinned to a version that is not current (name:3, aliases). */
+  getVersion?(name: string, version: number): Promise<FunctionVersion | undefined>;
   on(event: 'deployed', listener: RegistryEvents['deployed']): unknown;
   on(event: 'removed', listener: RegistryEvents['removed']): unknown;
 }
@@ -79,6 +81,8 @@ export interface InstanceView {
 
 export class Worker {
   private runners = new Map<string, FunctionRunner>();
+  /** Runners of versions that are not current, keyed "name@version"; never updated, dropped once empty. */
+  private pinned = new Map<string, FunctionRunner>();
   private budget: MemoryBudget;
   private reaper: NodeJS.Timeout;
   private stopping = false;
@@ -96,6 +100,11 @@ export class Worker {
     });
     catalog.on('removed', (name) => {
       this.runners.get(name)?.remove();
+      for (const [key, r] of this.pinned) {
+        if (r.name !== name) continue;
+        r.remove();
+        this.pinned.delete(key);
+      }
       sandboxes.forget?.(name);
     });
     this.reaper = setInterval(() => this.reap(), Math.max(100, Math.min(1000, opts.keepAliveMs / 2)));
@@ -110,6 +119,7 @@ export class Worker {
     if (this.stopping) return Promise.reject(new LaminaError('ServiceUnavailable', 'the worker is shutting down'));
     const fv = this.catalog.current(name);
     if (!fv) return Promise.reject(new LaminaError('FunctionNotFound', `function "${name}" does not exist`));
+    if (opts?.version !== undefined && opts.version !== fv.version) return this.invokePinned(name, opts.version, requestId, event);
     let runner = this.runners.get(name);
     if (!runner || runner.version.version > fv.version) {
       // A runner left over from a deleted function of the same name: start afresh.
@@ -122,6 +132,22 @@ export class Worker {
     return runner.invoke(requestId, event, opts);
   }
 
+  /** A call to a stored version that is not the current one: its own runner, kept while it has instances. */
+  private async invokePinned(name: string, version: number, requestId: string, event: unknown): Promise<CallResult> {
+    const key = `${name}@${version}`;
+    let runner = this.pinned.get(key);
+    if (!runner) {
+      const fv = await this.catalog.getVersion?.(name, version);
+      if (!fv) throw new LaminaError('FunctionNotFound', `function "${name}" has no version ${version}`);
+      runner = this.pinned.get(key);
+      if (!runner) {
+        runner = new FunctionRunner(fv, this.runnerDeps());
+        this.pinned.set(key, runner);
+      }
+    }
+    return runner.invoke(requestId, event);
+  }
+
   stats(): WorkerStats {
     return {
       id: this.id,
@@ -132,10 +158,9 @@ export class Worker {
 
   /** Each live instance of a function, with what its sandbox reports (memory, CPU time). */
   async instances(name: string): Promise<InstanceView[]> {
-    const runner = this.runners.get(name);
-    if (!runner) return [];
+    const runners = [this.runners.get(name), ...[...this.pinned.values()].filter((r) => r.name === name)];
     return Promise.all(
-      [...runner.instances].map(async (i) => {
+      runners.flatMap((r) => (r ? [...r.instances] : [])).map(async (i) => {
         const s = i.state === 'ready' && i.sandbox ? await i.sandbox.stats().catch(() => undefined) : undefined;
         return {
           id: i.id,
@@ -156,7 +181,7 @@ export class Worker {
   async shutdown(): Promise<void> {
     this.stopping = true;
     clearInterval(this.reaper);
-    await Promise.all([...this.runners.values()].map((r) => r.shutdown()));
+    await Promise.all([...this.runners.values(), ...this.pinned.values()].map((r) => r.shutdown()));
   }
 
   private runnerDeps() {
@@ -189,7 +214,7 @@ export class Worker {
 
   private lruIdle(): { runner: FunctionRunner; inst: Instance } | undefined {
     let best: { runner: FunctionRunner; inst: Instance } | undefined;
-    for (const runner of this.runners.values()) {
+    for (const runner of [...this.runners.values(), ...this.pinned.values()]) {
       const inst = runner.oldestIdle();
       if (inst && (!best || inst.lastUsed < best.inst.lastUsed)) best = { runner, inst };
     }
@@ -201,6 +226,10 @@ export class Worker {
     for (const [name, runner] of this.runners) {
       runner.reap(now, this.opts.keepAliveMs);
       if (runner.empty && !this.catalog.current(name)) this.runners.delete(name);
+    }
+    for (const [key, runner] of this.pinned) {
+      runner.reap(now, this.opts.keepAliveMs);
+      if (runner.empty) this.pinned.delete(key);
     }
   }
 }

@@ -72,7 +72,14 @@ test('a TypeScript handler gets the event, the context and env; logs are per cal
   const o = await sb.invoke({ requestId: 'r-1', event: { who: 'ada' }, deadlineMs, coldStart: true });
   assert.ok(o.ok, o.error?.message);
   const v = o.value as { rest: Record<string, unknown>; left: number; env: Record<string, string> };
-  assert.deepEqual(v.rest, { requestId: 'r-1', functionName: 'ctxfn', functionVersion: 1, memoryLimitMb: 64, deadlineMs, coldStart: true });
+  const { logStreamName, ...names } = v.rest;
+  assert.deepEqual(names, {
+    requestId: 'r-1', functionName: 'ctxfn', functionVersion: 1, memoryLimitMb: 64, deadlineMs, coldStart: true,
+    // AWS Lambda's names (src/runtime/lambda-context.ts).
+    awsRequestId: 'r-1', invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:ctxfn', memoryLimitInMB: '64',
+    logGroupName: '/aws/lambda/ctxfn', callbackWaitsForEmptyEventLoop: false,
+  });
+  assert.match(String(logStreamName), /^\d{4}\/\d{2}\/\d{2}\/\[1\]lamina$/);
   assert.ok(v.left > 3000 && v.left <= 4000, `remaining ${v.left}`);
   assert.deepEqual(v.env, { GREETING: 'hey' });
   assert.equal(o.logs, 'loading\nhi ada\n', 'load-time output goes with the first call');

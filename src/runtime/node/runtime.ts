@@ -1,12 +1,14 @@
 // Lamina's Node runtime: the program that runs inside a sandbox. It starts
 // generic, waits on fd 3 for a `load` frame naming the function's code, then
 // serves `invoke` frames. The wire protocol is docs/runtime-protocol.md; this
-// file is bundled alone into dist/runtime/node.mjs, so it imports only node:*.
+// file is bundled alone into dist/runtime/node.mjs, so it imports only node:*
+// and pure modules of its own.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import net from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { answerOf, fetchContext, findFetch, InvalidResponseError, requestOf, type FetchTarget } from './fetch-call.js';
+import { lambdaContextNames } from '../lambda-context.js';
 
 type Handler = (event: unknown, context: unknown) => unknown;
 interface ErrorInfo {
@@ -156,6 +158,7 @@ async function invoke(arrived: number, frame: InvokeFrame): Promise<void> {
   const c = frame.context;
   const context = {
     ...c,
+    ...lambdaContextNames(c, process.env.AWS_REGION),
     getRemainingTimeInMillis: () => Math.max(0, c.deadlineMs - Date.now()),
   };
   // Measured from the frame's arrival: timers the handler sets count from the

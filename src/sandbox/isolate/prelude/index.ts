@@ -12,6 +12,7 @@ import { HeadersPolyfill, makeFetch, type FetchRef } from './fetch.js';
 import { InvalidResponse, RequestPolyfill, ResponsePolyfill, answerOf, requestOf } from './http.js';
 import { TextDecoderPolyfill, TextEncoderPolyfill } from './text.js';
 import { makeTimers } from './timers.js';
+import { lambdaContextNames } from '../../../runtime/lambda-context.js';
 import { URLSearchParamsPolyfill, makeURL } from './url.js';
 
 type Handler = (event: unknown, context: unknown) => unknown;
@@ -171,7 +172,7 @@ function invoke(id: string, eventJson: string, ctxJson: string, url?: string): P
       return out;
     });
   }
-  const context = { ...c, env, getRemainingTimeInMillis: () => Math.max(0, c.deadlineMs - Date.now()) };
+  const context = { ...c, ...lambdaContextNames(c, env?.AWS_REGION), env, getRemainingTimeInMillis: () => Math.max(0, c.deadlineMs - Date.now()) };
   const run = async (): Promise<string> => {
     try {
       const value = await handler!(JSON.parse(eventJson), context);
