@@ -3,7 +3,7 @@
 // (its stack included) and the REPORT line with its duration and memory.
 import type { InvocationRecord } from './types.js';
 
-/** `REPORT RequestId: ...\tDuration: ...` exactly as Lambda prints it; Init Duration only on cold calls. */
+/** `REPORT RequestId: ...\tDuration: ...\t` exactly as Lambda prints it (a tab after every field); Init Duration only on cold calls. */
 export function reportLine(record: InvocationRecord): string {
   const parts = [
     `REPORT RequestId: ${record.requestId}`,
@@ -13,7 +13,7 @@ export function reportLine(record: InvocationRecord): string {
     `Max Memory Used: ${Math.max(0, Math.round(record.maxMemoryMb))} MB`,
   ];
   if (record.cold && record.initMs !== null) parts.push(`Init Duration: ${record.initMs.toFixed(2)} ms`);
-  return parts.join('\t');
+  return parts.join('\t') + '\t';
 }
 
 /** Lambda's line for an invocation error: `<time>\t<id>\tERROR\t<type>: <message>` and the stack. */

@@ -34,10 +34,10 @@ const rec = (over: Partial<InvocationRecord> = {}): InvocationRecord => ({
 });
 
 test('REPORT line: exact Lambda format, Init Duration only on cold calls', () => {
-  assert.equal(reportLine(rec()), 'REPORT RequestId: req-1\tDuration: 12.35 ms\tBilled Duration: 100 ms\tMemory Size: 128 MB\tMax Memory Used: 40 MB');
+  assert.equal(reportLine(rec()), 'REPORT RequestId: req-1\tDuration: 12.35 ms\tBilled Duration: 100 ms\tMemory Size: 128 MB\tMax Memory Used: 40 MB\t');
   assert.equal(
     reportLine(rec({ cold: true, initMs: 5 })),
-    'REPORT RequestId: req-1\tDuration: 12.35 ms\tBilled Duration: 100 ms\tMemory Size: 128 MB\tMax Memory Used: 40 MB\tInit Duration: 5.00 ms',
+    'REPORT RequestId: req-1\tDuration: 12.35 ms\tBilled Duration: 100 ms\tMemory Size: 128 MB\tMax Memory Used: 40 MB\tInit Duration: 5.00 ms\t',
   );
 });
 
