@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import type { ServerConfig } from './config.js';
-import { KeyStore } from './keys/store.js';
+import { KeyStore, loadOrCreatePepper } from './keys/store.js';
 import { buildGateway } from './gateway/app.js';
 import { Metrics } from './gateway/metrics.js';
 import { LiveHub, feedFromRegistry } from './live/hub.js';
@@ -84,10 +84,11 @@ async function startLocked(config: ServerConfig, opts: StartOptions, log: pino.L
   const metrics = new Metrics(() => worker.stats());
   const asyncQueue = new AsyncQueue(db);
   const asyncMetrics = new AsyncMetrics(metrics.registry, asyncQueue);
+  const keys = new KeyStore(db, loadOrCreatePepper(config.dataDir));
   const versions = new VersionStore(db, registry);
   registry.on('removed', (name) => void versions.forget(name).catch((err: Error) => log.error(`could not drop the aliases of ${name}: ${err.message}`)));
   const app = await buildGateway({
-    keys: new KeyStore(db),
+    keys,
     registry,
     worker,
     invocations,
@@ -101,6 +102,7 @@ async function startLocked(config: ServerConfig, opts: StartOptions, log: pino.L
     log,
     asyncQueue,
     // AWS Invoke with InvocationType Event goes through the same durable queue (a pinned version runs as the current one).
+    invokeKeys: (id) => keys.secretFor(id),
     enqueue: async (c) => void (await asyncQueue.enqueue({ function: c.name, event: c.event, requestId: c.requestId, trigger: 'aws' })),
     live,
     tierFor: (m) => sandboxes.tierFor(m),

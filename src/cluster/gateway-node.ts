@@ -7,7 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import pino from 'pino';
 import type { Prices } from '../metering/billing.js';
-import { KeyStore } from '../keys/store.js';
+import { KeyStore, pepperFromSecret } from '../keys/store.js';
 import { buildGateway } from '../gateway/app.js';
 import { loadClusterTls, type ClusterTlsConfig } from './tls.js';
 import { LiveHub, feedFromRegistry, publishCalls } from '../live/hub.js';
@@ -145,7 +145,7 @@ export async function startGatewayNode(config: GatewayConfig): Promise<RunningGa
       return undefined;
     };
     const app = await buildGateway({
-      keys: new KeyStore(db),
+      keys: new KeyStore(db, pepperFromSecret(secret)),
       registry,
       worker: publishCalls(invoker, live),
       live,

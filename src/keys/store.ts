@@ -1,7 +1,15 @@
 // Invoke keys: bearer secrets that may call chosen functions (or all, "*") and
 // nothing else. A key is `lk_<id>_<secret>`; only its sha256 is stored, so a
 // stolen database holds no usable key. The key itself is shown once, at creation.
-import { createHash, randomBytes } from 'node:crypto';
+//
+// The secret part is HMAC(pepper, id), the pepper being a server secret kept
+// outside the database (DATA_DIR/keys.secret, or derived from a cluster's
+// shared secret): so the server, and only with its pepper, can recompute a key
+// from its id, which AWS Signature V4 needs (the signature is an HMAC keyed by
+// the secret; a hash of it is not enough to check one).
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Db } from '../store/db.js';
 
 export interface InvokeKeyView {
@@ -21,12 +29,22 @@ function view(row: { id: string; functions: string; created_at: string }): Invok
 }
 
 export class KeyStore {
-  constructor(private readonly db: Db) {}
+  /** `pepper`: at least 32 bytes, the same on every gateway of a cluster. */
+  constructor(
+    private readonly db: Db,
+    private readonly pepper: Buffer,
+  ) {
+    if (pepper.length < 32) throw new Error('the invoke-key pepper must be at least 32 bytes');
+  }
+
+  private keyFor(id: string): string {
+    return `lk_${id}_${createHmac('sha256', this.pepper).update(`lamina invoke key ${id}`).digest('base64url')}`;
+  }
 
   /** A new key for `functions` (names, or ["*"]); the only time the key is returned. */
   async create(functions: string[]): Promise<InvokeKeyView & { key: string }> {
     const id = randomBytes(6).toString('hex');
-    const key = `lk_${id}_${randomBytes(32).toString('base64url')}`;
+    const key = this.keyFor(id);
     const createdAt = new Date().toISOString();
     const list = [...new Set(functions)];
     await this.db.kysely.insertInto('invoke_keys').values({ id, key_hash: hashOf(key), functions: JSON.stringify(list), created_at: createdAt }).execute();
@@ -55,4 +73,37 @@ export class KeyStore {
     const fns = JSON.parse(row.functions) as string[];
     return fns.includes('*') || fns.includes(name);
   }
+
+  /**
+   * The whole key of id `id` and what it may call, for checking an AWS
+   * Signature V4 made with it (access key id = the key's id, secret = the key);
+   * undefined for an unknown or revoked id, or a key made with another pepper.
+   */
+  async secretFor(id: string): Promise<{ secret: string; functions: string[] } | undefined> {
+    if (!/^[a-z0-9]{12}$/.test(id)) return undefined;
+    const row = await this.db.kysely.selectFrom('invoke_keys').select(['key_hash', 'functions']).where('id', '=', id).executeTakeFirst();
+    if (!row) return undefined;
+    const key = this.keyFor(id);
+    const a = Buffer.from(hashOf(key), 'hex');
+    const b = Buffer.from(row.key_hash, 'hex');
+    if (a.length !== b.length || !timingSafeEqual(a, b)) return undefined;
+    return { secret: key, functions: JSON.parse(row.functions) as string[] };
+  }
+}
+
+/** The pepper of a single node: DATA_DIR/keys.secret, made once (mode 0600). */
+export function loadOrCreatePepper(dataDir: string): Buffer {
+  const file = path.join(dataDir, 'keys.secret');
+  if (existsSync(file)) {
+    const b = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url');
+    if (b.length >= 32) return b;
+  }
+  const b = randomBytes(32);
+  writeFileSync(file, b.toString('base64url') + '\n', { mode: 0o600 });
+  return b;
+}
+
+/** A cluster's pepper, the same on every gateway: derived from the shared cluster secret. */
+export function pepperFromSecret(secret: string): Buffer {
+  return createHmac('sha256', secret).update('lamina invoke-key pepper').digest();
 }
