@@ -7,7 +7,7 @@
 // tmpfs mounts; only Lamina's run dir is bound back in, so the sandbox still
 // reaches its code, its runtime and its packages (each guarded by its mode).
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -15,18 +15,30 @@ import path from 'node:path';
 const SOCKET_DIRS = ['/run', '/var/run', '/tmp', '/var/tmp', '/dev/shm'];
 
 /**
- * Arguments $1 (the dir to keep), $2 (the working dir), the dirs to hide, `--`, the command.
- * `cd` into the kept dir before hiding keeps a handle on it; `mount -c --bind .` then binds
- * that handle, not the (now empty) path, back in place.
+ * Arguments: $1 the working dir, $2 how many dirs to keep (at most 3), those dirs, the dirs to hide,
+ * `--`, the command. Each kept dir is opened (fds 7 to 9: 3 carries the runtime protocol) before
+ * anything is hidden; `mount -c --bind /proc/self/fd/N` then binds that handle, not the (now empty)
+ * path, back in place.
  */
-const SCRIPT = `keep=$1; work=$2; shift 2
-cd "$keep" || exit 121
+const SCRIPT = `work=$1; n=$2; shift 2
+i=0
+while [ $i -lt $n ]; do
+  eval "exec $((i + 7))<\\"\\$1\\"" || exit 121
+  eval "keep$i=\\$1"
+  shift; i=$((i + 1))
+done
 while [ "$1" != -- ]; do
   mount -t tmpfs -o mode=755,size=64k,nosuid,nodev,noexec lamina-hidden "$1" || exit 122
   shift
 done
 shift
-mkdir -p "$keep" && mount -c --bind . "$keep" || exit 123
+i=0
+while [ $i -lt $n ]; do
+  eval "k=\\$keep$i"
+  mkdir -p "$k" && mount -c --bind /proc/self/fd/$((i + 7)) "$k" || exit 123
+  eval "exec $((i + 7))<&-"
+  i=$((i + 1))
+done
 cd "$work" || exit 124
 exec "$@"`;
 
@@ -43,12 +55,14 @@ export function hiddenDirs(): string[] {
 
 /**
  * The command that runs `command` in a new mount (and, with `net`, network) namespace
- * with the socket directories hidden and `keep` visible, starting in `cwd`.
+ * with the socket directories hidden and `keep` (and the Node binary's dir) visible, starting in `cwd`.
  */
 export function hidingLauncher(keep: string, cwd: string, command: string[], net: boolean): { command: string; args: string[] } {
+  // The Node binary may itself live under a hidden dir (e.g. a Node unpacked in /tmp): keep its dir too.
+  const keeps = [keep, path.dirname(realpathSync(process.execPath))];
   return {
     command: 'unshare',
-    args: [...(net ? ['--net'] : []), '--mount', '--propagation', 'private', '--', 'sh', '-c', SCRIPT, 'lamina-hide', keep, cwd, ...hiddenDirs(), '--', ...command],
+    args: [...(net ? ['--net'] : []), '--mount', '--propagation', 'private', '--', 'sh', '-c', SCRIPT, 'lamina-hide', cwd, String(keeps.length), ...keeps, ...hiddenDirs(), '--', ...command],
   };
 }
 
