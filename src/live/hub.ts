@@ -3,6 +3,7 @@
 // terminal log). Publishing is synchronous and cheap; a subscriber that
 // throws is dropped rather than allowed to break the call that published.
 import type { InvocationRecord } from '../metering/types.js';
+import type { InvokeOptions } from '../worker/invoke-options.js';
 
 export type LiveEvent =
   | { type: 'invocation'; record: InvocationRecord }
@@ -57,10 +58,11 @@ export function feedFromRegistry(hub: LiveHub, registry: { on(e: 'deployed', fn:
  * it: its calls' records are made on remote workers, and the call's answer is
  * where this gateway sees them (calls through other gateways are not seen).
  */
-export function publishCalls<T extends { invoke(name: string, requestId: string, event: unknown): Promise<{ record: InvocationRecord }> }>(invoker: T, hub: LiveHub): T {
+export function publishCalls<T extends { invoke(name: string, requestId: string, event: unknown, opts?: InvokeOptions): Promise<{ record: InvocationRecord }> }>(invoker: T, hub: LiveHub): T {
   const invoke = invoker.invoke.bind(invoker);
-  invoker.invoke = async (name, requestId, event) => {
-    const result = await invoke(name, requestId, event);
+  // Every argument passes through (the raw HTTP request, a pinned version, the trigger).
+  invoker.invoke = async (name, requestId, event, opts) => {
+    const result = await invoke(name, requestId, event, opts);
     hub.publish({ type: 'invocation', record: result.record });
     return result;
   };
