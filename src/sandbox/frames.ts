@@ -30,8 +30,10 @@ const q = z.number().int();
 const hostFrame = z.discriminatedUnion('t', [
   z.object({ t: z.literal('ready'), pid: z.number() }),
   z.object({ t: z.literal('ok'), q, stats: isoStats.optional(), kind: z.enum(['fetch', 'handler']).optional() }),
-  z.object({ t: z.literal('fail'), q, kind: failureKind, message: z.string(), stack: z.string().optional(), stats: isoStats.optional() }),
-  z.object({ t: z.literal('result'), q, value: z.string(), stats: isoStats }),
+  // `type`: "InvalidResponse" (a fetch handler's answer could not be converted); `more`: waitUntil work goes on, `settled` follows.
+  z.object({ t: z.literal('fail'), q, kind: failureKind, message: z.string(), stack: z.string().optional(), stats: isoStats.optional(), type: z.enum(['InvalidResponse']).optional(), more: z.boolean().optional() }),
+  z.object({ t: z.literal('result'), q, value: z.string(), stats: isoStats, more: z.boolean().optional() }),
+  z.object({ t: z.literal('settled'), iso: z.string(), id: z.string() }),
   z.object({ t: z.literal('log'), iso: z.string(), id: z.string().nullable(), data: z.string() }),
   z.object({ t: z.literal('dead'), iso: z.string(), kind: failureKind, message: z.string() }),
 ]);

@@ -48,10 +48,13 @@ describe('python functions [container]', { skip: !testTiers().includes('containe
     ].join('\n');
     await deploy(s, fn({ 'main.py': code }, { name: 'pyctx', entry: 'main.py', handler: 'handler', timeoutMs: 1000 }), 'pyctx');
     assert.deepEqual((await invoke(s, 'pyctx', {})).body, { fn: 'pyctx', left: true });
-    const boom = await invoke(s, 'pyctx', { raise: true });
+    // The stack goes only to a caller holding the admin token (anonymous callers get type and message).
+    const boom = await invoke(s, 'pyctx', { raise: true }, { headers: { authorization: `Bearer ${s.token}` } });
     assert.equal(boom.status, 500);
     assert.equal(boom.body.error.type, 'HandlerError');
     assert.match(boom.body.error.stack, /RuntimeError: py boom/);
+    const anonymous = await invoke(s, 'pyctx', { raise: true });
+    assert.equal(anonymous.body.error.stack, undefined);
     assert.equal((await invoke(s, 'pyctx', { loop: true })).status, 504);
     assert.deepEqual((await invoke(s, 'pyctx', { read: '/etc/shadow' })).body, { error: 'FileNotFoundError' });
     assert.equal((await invoke(s, 'pyctx', {})).status, 200);

@@ -68,7 +68,7 @@ test('other sandboxes keep the node bundle; compile errors keep their file:line'
 });
 
 test('python functions cannot ask for the isolate tier', async () => {
-  await assert.rejects(build({ 'f.py': 'def f(e):\n  return e\n' }, { runtime: 'python' }), refused(/"sandbox": "isolate" runs JavaScript only/));
+  await assert.rejects(build({ 'f.py': 'def f(e):\n  return e\n' }, { runtime: 'python' }), refused(/"sandbox": "isolate" cannot run python \(isolates run JavaScript only\)/));
 });
 
 test('"auto" keeps an isolate build beside the node bundle when the code allows one', async () => {
