@@ -44,8 +44,8 @@ test('http.event: json, request, wsgi, asgi; wsgi/asgi default the handler to ap
   const a = parseManifest({ http: { event: 'asgi', methods: ['GET'] }, handler: 'api' }, { dirName: 'fastapi-test', files: ['f.py'] });
   assert.deepEqual([a.handler, a.http.event, a.http.methods], ['api', 'asgi', ['GET']]);
   assert.equal(parseManifest({ http: { event: 'request' } }, { dirName: 'x', files: ['index.js'] }).http.event, 'request');
-  assert.equal(parseManifest({}, { dirName: 'x', files: ['index.js'] }).http.event, undefined);
-  invalid(() => parseManifest({ http: { event: 'wsgi' } }, { dirName: 'x', files: ['index.js'] }), ['"http.event": "wsgi"', 'needs "runtime": "python"']);
+  assert.equal(parseManifest({}, { dirName: 'x', files: ['index.js'] }).http.event, 'json');
+  invalid(() => parseManifest({ http: { event: 'wsgi' } }, { dirName: 'x', files: ['index.js'] }), ['"http.event": "wsgi"', 'a node function uses "json" or "request"']);
   invalid(() => parseManifest({ http: { event: 'cgi' } }, { dirName: 'x', files: ['f.py'] }), ['"http.event" must be one of "json", "request", "wsgi", "asgi"', '(got "cgi")']);
 });
 
