@@ -93,7 +93,7 @@ export async function startCluster(o: ClusterOptions = {}): Promise<TestCluster>
     LAMINA_TOKEN: TOKEN,
     LAMINA_CLUSTER_SECRET: SECRET,
     LAMINA_HEARTBEAT_MS: '200',
-    LAMINA_HEARTBEAT_TIMEOUT_MS: '1000',
+    LAMINA_HEARTBEAT_TIMEOUT_MS: '2500',
     LAMINA_LOG_LEVEL: 'info',
     ...o.env,
   };
