@@ -140,13 +140,7 @@ export async function extractArchive(buf: Buffer, destDir: string, limits: Archi
   if (tarBuf.length <= 10240 && !tarBuf.some((b) => b !== 0)) throw bad('it holds no files');
   const { dirs, files } = parseTar(tarBuf, lim);
 
-  await fs.mkdir(destDir, { recursive: true });
-  for (const d of [...dirs].sort()) await fs.mkdir(path.join(destDir, d), { recursive: true, mode: 0o755 });
-  for (const [rel, data] of files) {
-    const dest = path.join(destDir, rel);
-    await fs.mkdir(path.dirname(dest), { recursive: true, mode: 0o755 });
-    await fs.writeFile(dest, data, { mode: 0o644, flag: 'wx' });
-  }
+  await writeTree(destDir, dirs, files);
 
   const top = new Set([...files.keys(), ...dirs].map((p) => p.split('/')[0]!));
   if (top.size === 1) {
@@ -171,4 +165,15 @@ export async function packDirectory(dir: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of pack) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
+}
+
+/** Writes checked archive contents (relative paths, already vetted) under destDir: dirs 0755, files 0644, never over an existing file. */
+export async function writeTree(destDir: string, dirs: Set<string>, files: Map<string, Buffer | Uint8Array>): Promise<void> {
+  await fs.mkdir(destDir, { recursive: true });
+  for (const d of [...dirs].sort()) await fs.mkdir(path.join(destDir, d), { recursive: true, mode: 0o755 });
+  for (const [rel, data] of files) {
+    const dest = path.join(destDir, rel);
+    await fs.mkdir(path.dirname(dest), { recursive: true, mode: 0o755 });
+    await fs.writeFile(dest, data, { mode: 0o644, flag: 'wx' });
+  }
 }

@@ -7,7 +7,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import yauzl from 'yauzl';
 import { LaminaError } from '../errors.js';
-import { checkPath, DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits } from './archive.js';
+import { checkPath, DEFAULT_ARCHIVE_LIMITS, writeTree, type ArchiveLimits } from './archive.js';
 
 /** Largest inflated/compressed ratio of an entry bigger than RATIO_FLOOR_BYTES (source code is ~3-10). */
 export const MAX_ZIP_RATIO = 100;
@@ -120,12 +120,6 @@ export async function extractZip(buf: Buffer, destDir: string, limits: ArchiveLi
     }
     if (dirs.has(rel) && files.has(rel)) throw bad(`${JSON.stringify(rel)} is both a file and a directory`);
   }
-  await fs.mkdir(destDir, { recursive: true });
-  for (const d of [...dirs].sort()) await fs.mkdir(path.join(destDir, d), { recursive: true, mode: 0o755 });
-  for (const [rel, data] of files) {
-    const dest = path.join(destDir, rel);
-    await fs.mkdir(path.dirname(dest), { recursive: true, mode: 0o755 });
-    await fs.writeFile(dest, data, { mode: 0o644, flag: 'wx' });
-  }
+  await writeTree(destDir, dirs, files);
   return destDir;
 }

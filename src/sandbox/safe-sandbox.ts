@@ -79,17 +79,7 @@ export class SafeSandbox implements Sandbox {
     // Counted before any await: a pause queued from now on sees the call and is dropped.
     this.inflight++;
     try {
-      if (this.state === 'paused' || this.changing > 0) {
-        await this.serial(async () => {
-          if (this.state !== 'paused') return;
-          try {
-            await this.inner.resume!();
-            this.state = 'running';
-          } catch (err) {
-            await this.kill(`it could not be thawed: ${(err as Error).message}`, true);
-          }
-        });
-      }
+      if (this.state === 'paused' || this.changing > 0) await this.serial(() => this.thaw());
       if (!this.alive) return this.dead(startedAt);
       try {
         return await this.inner.invoke(req);
@@ -120,15 +110,18 @@ export class SafeSandbox implements Sandbox {
 
   resume(): Promise<void> {
     if (!this.canPause) return Promise.resolve();
-    return this.serial(async () => {
-      if (this.state !== 'paused') return;
-      try {
-        await this.inner.resume!();
-        this.state = 'running';
-      } catch (err) {
-        await this.kill(`it could not be thawed: ${(err as Error).message}`, true);
-      }
-    });
+    return this.serial(() => this.thaw());
+  }
+
+  /** Thaws a paused sandbox (run inside `serial`); one that cannot be thawed dies. */
+  private async thaw(): Promise<void> {
+    if (this.state !== 'paused') return;
+    try {
+      await this.inner.resume!();
+      this.state = 'running';
+    } catch (err) {
+      await this.kill(`it could not be thawed: ${(err as Error).message}`, true);
+    }
   }
 
   async stats(): Promise<SandboxStats> {
