@@ -82,7 +82,10 @@ test('a holder killed with SIGKILL: its block is reclaimed and its leftover sand
     child.once('exit', (code) => reject(new Error(`the holder exited early (${code})`)));
   });
   assert.ok(isAlive(info.sandbox));
-  assert.match(readFileSync(`/proc/${info.sandbox}/status`, 'utf8'), new RegExp(`^Uid:\\s+${info.uid}\\b`, 'm'));
+  // setpriv changes its uid just after it starts: wait until it has (or give up after 10 s).
+  const uidLine = new RegExp(`^Uid:\\s+${info.uid}\\b`, 'm');
+  for (let i = 0; i < 200 && !uidLine.test(readFileSync(`/proc/${info.sandbox}/status`, 'utf8')); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.match(readFileSync(`/proc/${info.sandbox}/status`, 'utf8'), uidLine);
 
   // While the holder lives, its block is not handed out.
   const live = new UidAllocator({ firstBlock: info.block });
