@@ -63,15 +63,18 @@ test('a 120 ms call bills 200 ms at the default 100 ms granularity, with a full 
   }
 });
 
-test('at 1 ms granularity a 120 ms call bills 120-121 ms', async () => {
+test('at 1 ms granularity a 120 ms call bills its duration to the nearest ms', async () => {
   const s = await startServer({ args: ['--billing-granularity', '1'] });
   try {
     await deployCode(s, 'timed', TIMED);
     await invoke(s, 'timed', { ms: 1 });
-    // A busy 120 ms call: its duration does not depend on timer or scheduler jitter.
+    // A busy 120 ms call cannot end early; it can end late when the machine is
+    // loaded (the sandbox is preempted), so check the rule rather than the clock.
     const spun = await invoke(s, 'timed', { ms: 120, spin: true });
     const billed = Number(spun.headers.get('x-lamina-billed-ms'));
-    assert.ok(billed >= 120 && billed <= 121, `billed ${billed} for duration ${spun.headers.get('x-lamina-duration-ms')}`);
+    const spunMs = Number(spun.headers.get('x-lamina-duration-ms'));
+    assert.ok(spunMs >= 120, `duration ${spunMs}`);
+    assert.equal(billed, Math.round(spunMs), `billed ${billed} for duration ${spunMs}`);
     // A 120 ms sleep: the timer may fire a little late on a loaded machine, so
     // check the rule (nearest ms) rather than the clock.
     const slept = await invoke(s, 'timed', { ms: 120 });
