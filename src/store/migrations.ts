@@ -198,6 +198,18 @@ const migrationsFor = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.dropTable('published_versions').execute();
     },
   },
+  // Retention of the async queue (src/triggers/retention.ts): ended events and
+  // fired ticks are deleted by age, so both are looked up by their end time.
+  '0007_async_retention': {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema.createIndex('async_events_finished').on('async_events').column('finished_at').execute();
+      await db.schema.createIndex('schedule_ticks_fired').on('schedule_ticks').column('fired_at').execute();
+    },
+    async down(db: Kysely<any>): Promise<void> {
+      await db.schema.dropIndex('schedule_ticks_fired').execute();
+      await db.schema.dropIndex('async_events_finished').execute();
+    },
+  },
 });
 
 /** Brings any Kysely database (SQLite or PostgreSQL) to the latest schema. */

@@ -12,6 +12,8 @@ export interface AsyncConfig {
   leaseMs: number;
   /** How often an idle dispatcher looks for work it was not told about (LAMINA_ASYNC_POLL_MS, 500). */
   pollMs: number;
+  /** Ended events and fired ticks are deleted this long after they ended (LAMINA_ASYNC_RETENTION_S, 7 days). */
+  retentionMs: number;
 }
 
 function num(env: NodeJS.ProcessEnv, key: string, fallback: number, min: number, max: number): number {
@@ -29,5 +31,7 @@ export function asyncConfig(env: NodeJS.ProcessEnv = process.env): AsyncConfig {
     maxInflight: Math.floor(num(env, 'LAMINA_ASYNC_MAX_INFLIGHT', 32, 1, 10_000)),
     leaseMs: num(env, 'LAMINA_ASYNC_LEASE_MS', 6000, 500, 3_600_000),
     pollMs: num(env, 'LAMINA_ASYNC_POLL_MS', 500, 10, 60_000),
+    // At least a minute: a tick's row must outlive the few seconds in which other nodes may try to fire it.
+    retentionMs: num(env, 'LAMINA_ASYNC_RETENTION_S', 604_800, 60, 315_360_000) * 1000,
   };
 }

@@ -7,6 +7,7 @@ import { asyncConfig, type AsyncConfig } from './config.js';
 import { Dispatcher, type DispatcherDeps } from './dispatcher.js';
 import type { AsyncMetrics } from './metrics.js';
 import type { AsyncQueue } from './queue.js';
+import { Pruner } from './retention.js';
 import { Scheduler, type ScheduleCatalog } from './scheduler.js';
 
 export interface TriggersOptions {
@@ -53,14 +54,16 @@ export async function startTriggers(o: TriggersOptions): Promise<RunningTriggers
     log: o.log,
   });
   const scheduler = new Scheduler(o.db, o.queue, o.catalog, { fired: (fn) => o.metrics?.fired(fn), log: o.log });
+  const pruner = new Pruner(o.db, config.retentionMs, o.log);
   dispatcher.start();
   scheduler.start();
+  pruner.start();
   return {
     dispatcher,
     scheduler,
     async stop() {
       scheduler.stop();
-      await dispatcher.stop();
+      await Promise.all([dispatcher.stop(), pruner.stop()]);
     },
   };
 }
