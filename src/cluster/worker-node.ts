@@ -5,13 +5,14 @@
 // refresh); code comes from the shared store by hash on first use; invocation
 // records go straight to the shared database. The agent registers it with the
 // gateways and heartbeats.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import os from 'node:os';
 import pino from 'pino';
 import type { ServerConfig } from '../config.js';
+import { newRequestId } from '../util/request-id.js';
 import { LaminaError, isLaminaError } from '../errors.js';
 import type { HttpCall } from '../http/call.js';
 import { parseJsonBody } from '../http/json-body.js';
@@ -180,7 +181,7 @@ export async function startWorkerNode(config: WorkerNodeConfig): Promise<Running
         return sendError(res, new LaminaError('ServiceUnavailable', `worker "${id}" has just been stalled`), { [REFUSED_HEADER]: 'stalled' });
       }
       const body = await readBody(req, bodyLimit);
-      const requestId = String(req.headers['x-lamina-request-id'] ?? '') || randomUUID();
+      const requestId = String(req.headers['x-lamina-request-id'] ?? '') || newRequestId();
       const want = Number(req.headers['x-lamina-version'] ?? 0) || 0;
       let event: unknown;
       let call: HttpCall | undefined;

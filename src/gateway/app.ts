@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { registerConsoleApi, registerConsolePages } from '../console/routes.js';
+import { newRequestId } from '../util/request-id.js';
 import { LaminaError, isLaminaError } from '../errors.js';
 import type { KeyStore } from '../keys/store.js';
 import type { LiveHub } from '../live/hub.js';
@@ -150,7 +151,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
       if (m) {
         deps.metrics.rejected(decodeURIComponent(m[1]!), 'PayloadTooLarge');
         // The body limit fires before the invoke handler has named the call; every /run answer carries an id.
-        requestId ??= randomUUID();
+        requestId ??= newRequestId();
       }
     }
     return sendError(reply, le, requestId);

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { LaminaError, isLaminaError } from '../errors.js';
+import { newRequestId } from '../util/request-id.js';
 import { buildEvent } from '../http/event.js';
 import { acceptEvent, wantsAsync } from '../triggers/accept.js';
 import type { FunctionVersion } from '../registry/types.js';
@@ -25,7 +26,7 @@ function errorFor(type: LaminaError['type'], message: string, stack: string | un
 
 export function registerInvokeRoutes(app: FastifyInstance, deps: GatewayDeps): void {
   const handler = async (req: RunRequest, reply: FastifyReply) => {
-    const requestId = randomUUID();
+    const requestId = newRequestId();
     (req as RunRequest & { laminaRequestId?: string }).laminaRequestId = requestId;
     // `name:3` runs version 3, `name:alias` the alias's version (or its canary's).
     const { name, qualifier } = splitQualified(req.params.name);

@@ -6,6 +6,7 @@ import SQLite from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import type { Database } from './schema.js';
 import { migrateToLatest } from './migrations.js';
+import { withStatementCache } from './statement-cache.js';
 
 export type { Database, FunctionsTable, VersionsTable, InvocationsTable, CodeBlobsTable, WorkersTable } from './schema.js';
 
@@ -36,7 +37,7 @@ export async function openDatabase(dataDir: string): Promise<Db> {
     sqlite.close();
     throw err;
   }
-  const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   try {
     await migrateToLatest(kysely, 'sqlite');
   } catch (err) {

@@ -200,9 +200,10 @@ const migrationsFor = (dialect: Dialect): Record<string, Migration> => ({
   },
   // Retention of the async queue (src/triggers/retention.ts): ended events and
   // fired ticks are deleted by age, so both are looked up by their end time.
+  // Partial: a waiting event (no end time yet) costs an accept no index write.
   '0007_async_retention': {
     async up(db: Kysely<any>): Promise<void> {
-      await db.schema.createIndex('async_events_finished').on('async_events').column('finished_at').execute();
+      await db.schema.createIndex('async_events_finished').on('async_events').column('finished_at').where('finished_at', 'is not', null).execute();
       await db.schema.createIndex('schedule_ticks_fired').on('schedule_ticks').column('fired_at').execute();
     },
     async down(db: Kysely<any>): Promise<void> {

@@ -7,8 +7,9 @@
 // take the same event and never wait for each other.
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { type Selectable, type Transaction } from 'kysely';
 import type { Database, Db } from '../store/db.js';
+import { newRequestId } from '../util/request-id.js';
 import type { AsyncEventsTable } from '../store/schema.js';
 import type { InvocationTrigger } from '../worker/invoke-options.js';
 import type { FailureInfo } from './destination.js';
@@ -66,6 +67,15 @@ export interface QueueFunctionStats {
   oldestAgeS: number;
 }
 
+/** How an event ended. */
+export interface FinishRequest {
+  status: FinalStatus;
+  attempts?: number;
+  result?: unknown;
+  error?: FailureInfo | null;
+  followUp?: FollowUp;
+}
+
 /** Another event to enqueue in the same transaction as a completion (a destination call). */
 export interface FollowUp {
   function: string;
@@ -102,6 +112,8 @@ const GROUP_MAX = 60;
 export class AsyncQueue extends EventEmitter<{ enqueued: [name: string] }> {
   /** Events accepted in the current turn of the event loop, committed together (group commit). */
   private group: { row: AsyncEventsTable; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  /** Events ended in the current turn, committed together. */
+  private finishing: { ev: ClaimedEvent; owner: string; f: FinishRequest; resolve: (done: boolean) => void; reject: (e: unknown) => void }[] = [];
 
   constructor(private readonly db: Db) {
     super();
@@ -114,7 +126,7 @@ export class AsyncQueue extends EventEmitter<{ enqueued: [name: string] }> {
    * before the commit that holds it.
    */
   async enqueue(req: EnqueueRequest): Promise<string> {
-    const requestId = req.requestId ?? randomUUID();
+    const requestId = req.requestId ?? newRequestId();
     const row = this.row(req, requestId, Date.now());
     await new Promise<void>((resolve, reject) => {
       this.group.push({ row, resolve, reject });
@@ -147,7 +159,7 @@ export class AsyncQueue extends EventEmitter<{ enqueued: [name: string] }> {
 
   /** Enqueues inside a caller's transaction (schedule ticks, destinations); the caller emits. */
   async enqueueIn(trx: Transaction<Database>, req: EnqueueRequest, now = Date.now()): Promise<string> {
-    const requestId = req.requestId ?? randomUUID();
+    const requestId = req.requestId ?? newRequestId();
     await trx.insertInto('async_events').values(this.row(req, requestId, now)).execute();
     return requestId;
   }
@@ -240,32 +252,56 @@ export class AsyncQueue extends EventEmitter<{ enqueued: [name: string] }> {
   }
 
   /** Ends an event with a final status; `followUp` (a destination call) is enqueued in the same transaction. */
-  async finish(ev: ClaimedEvent, owner: string, f: { status: FinalStatus; attempts?: number; result?: unknown; error?: FailureInfo | null; followUp?: FollowUp }): Promise<boolean> {
-    // Without a follow-up, one UPDATE is atomic on its own: no transaction round trips.
-    const run = <T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> => (f.followUp ? this.db.kysely.transaction().execute((trx) => fn(trx)) : fn(this.db.kysely));
-    const done = await run(async (trx) => {
-      const res = await trx
-        .updateTable('async_events')
-        .set({
-          status: f.status,
-          attempts: f.attempts ?? ev.attempts,
-          owner: null,
-          lease_until: null,
-          result: f.status === 'Success' ? JSON.stringify(f.result === undefined ? null : f.result) : null,
-          error: f.error ? JSON.stringify(f.error) : null,
-          finished_at: Date.now(),
-        })
-        .where('request_id', '=', ev.requestId)
-        .where('owner', '=', owner)
-        .where('status', '=', 'Running')
-        .executeTakeFirst();
-      // Lost the lease meanwhile: whoever took the event over records its end.
-      if (Number(res.numUpdatedRows) === 0) return false;
-      if (f.followUp) await this.enqueueIn(trx as Transaction<Database>, { function: f.followUp.function, event: f.followUp.event, trigger: 'event', noDestinations: true });
-      return true;
+  async finish(ev: ClaimedEvent, owner: string, f: FinishRequest): Promise<boolean> {
+    const done = await new Promise<boolean>((resolve, reject) => {
+      this.finishing.push({ ev, owner, f, resolve, reject });
+      if (this.finishing.length === 1) setImmediate(() => void this.commitFinishes());
     });
     if (done && f.followUp) this.emit('enqueued', f.followUp.function);
     return done;
+  }
+
+  /**
+   * Ends the events finished in one turn of the event loop in one transaction
+   * (one commit, as accepts share theirs): a busy dispatcher ends hundreds of
+   * events a second, and a commit per event was most of the queue's cost.
+   */
+  private async commitFinishes(): Promise<void> {
+    const batch = this.finishing.splice(0);
+    try {
+      const done = await this.db.kysely.transaction().execute(async (trx) => {
+        const out: boolean[] = [];
+        for (const p of batch) out.push(await this.finishIn(trx, p.ev, p.owner, p.f));
+        return out;
+      });
+      batch.forEach((p, i) => p.resolve(done[i]!));
+    } catch (err) {
+      // One bad follow-up must not fail the others: end them one by one.
+      if (batch.length === 1) return batch[0]!.reject(err);
+      for (const p of batch) await this.db.kysely.transaction().execute((trx) => this.finishIn(trx, p.ev, p.owner, p.f)).then(p.resolve, p.reject);
+    }
+  }
+
+  private async finishIn(trx: Transaction<Database>, ev: ClaimedEvent, owner: string, f: FinishRequest): Promise<boolean> {
+    const res = await trx
+      .updateTable('async_events')
+      .set({
+        status: f.status,
+        attempts: f.attempts ?? ev.attempts,
+        owner: null,
+        lease_until: null,
+        result: f.status === 'Success' ? JSON.stringify(f.result === undefined ? null : f.result) : null,
+        error: f.error ? JSON.stringify(f.error) : null,
+        finished_at: Date.now(),
+      })
+      .where('request_id', '=', ev.requestId)
+      .where('owner', '=', owner)
+      .where('status', '=', 'Running')
+      .executeTakeFirst();
+    // Lost the lease meanwhile: whoever took the event over records its end.
+    if (Number(res.numUpdatedRows) === 0) return false;
+    if (f.followUp) await this.enqueueIn(trx, { function: f.followUp.function, event: f.followUp.event, trigger: 'event', noDestinations: true });
+    return true;
   }
 
   /**

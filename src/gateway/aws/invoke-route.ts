@@ -2,7 +2,6 @@
 // RequestResponse answers the handler's JSON (a handler error is 200 with
 // X-Amz-Function-Error), Event answers 202 and runs it later, DryRun 204.
 // LogType Tail returns the last 4 KB of the call's log, REPORT line included.
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { InvokeOutcome } from '../../sandbox/types.js';
 import { AwsError, accessDenied, invalidParameter, notFound, toAwsError } from './errors.js';

@@ -1,6 +1,6 @@
 // The AWS Lambda REST API (/2015-03-31/...) as one fastify plugin on the
 // gateway's port: every route behind a SigV4 check, every error in AWS's shape.
-import { randomUUID } from 'node:crypto';
+import { newRequestId } from '../../util/request-id.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AwsError, sendAwsError, toAwsError } from './errors.js';
 import { registerFunctionRoutes } from './function-routes.js';
@@ -29,7 +29,7 @@ export async function awsLambdaApi(app: FastifyInstance, deps: AwsDeps): Promise
   const lookup = credentialLookup(deps);
 
   app.addHook('onRequest', async (req) => {
-    (req as Tagged).awsRequestId = randomUUID();
+    (req as Tagged).awsRequestId = newRequestId();
   });
   app.addHook('onSend', async (req, reply) => {
     reply.header('x-amzn-requestid', (req as Tagged).awsRequestId);
@@ -43,10 +43,10 @@ export async function awsLambdaApi(app: FastifyInstance, deps: AwsDeps): Promise
   app.setErrorHandler(async (err, req, reply) => {
     const e = toAwsError(err);
     if (e.code === 'ServiceException' && e.status === 500) deps.log.error({ err }, 'AWS API request failed');
-    return sendAwsError(reply, e, (req as Tagged).awsRequestId ?? randomUUID());
+    return sendAwsError(reply, e, (req as Tagged).awsRequestId ?? newRequestId());
   });
   app.setNotFoundHandler((req, reply) =>
-    sendAwsError(reply, new AwsError('UnknownOperationException', 404, `Lamina does not implement ${req.method} ${req.url.split('?')[0]}`), (req as Tagged).awsRequestId ?? randomUUID()),
+    sendAwsError(reply, new AwsError('UnknownOperationException', 404, `Lamina does not implement ${req.method} ${req.url.split('?')[0]}`), (req as Tagged).awsRequestId ?? newRequestId()),
   );
 
   registerFunctionRoutes(app, deps);
