@@ -202,7 +202,8 @@ export class AsyncQueue extends EventEmitter<{ enqueued: [name: string] }> {
     // One statement: UPDATE ... WHERE id IN (SELECT ... [FOR UPDATE SKIP LOCKED] LIMIT n) RETURNING *.
     // On PostgreSQL the locked subquery makes concurrent claimers skip each other's rows.
     // Ordered by available_at alone so the (status, available_at) index serves it without a sort.
-    const rows = await this.db.kysely
+    const postgres = this.db.dialect === 'postgres';
+    let update = this.db.kysely
       .updateTable('async_events')
       .set((eb) => ({ status: 'Running', owner, lease_until: now + leaseMs, attempts: eb('attempts', '+', 1) }))
       .where('request_id', 'in', (eb) => {
@@ -210,12 +211,15 @@ export class AsyncQueue extends EventEmitter<{ enqueued: [name: string] }> {
         if (only) q = q.where('function', 'in', only);
         if (skip.length) q = q.where('function', 'not in', skip);
         q = q.orderBy('available_at').limit(limit);
-        if (this.db.dialect === 'postgres') q = q.forUpdate().skipLocked();
+        if (postgres) q = q.forUpdate().skipLocked();
         return q;
-      })
-      .where('status', '=', 'Queued')
-      .returningAll()
-      .execute();
+      });
+    // A second status check belongs only to PostgreSQL (where it costs nothing). On SQLite the
+    // statement is atomic anyway, and the check made the planner walk every queued row through
+    // the status index instead of looking the few chosen ids up by key: 2.5 ms a claim with a
+    // backlog of 25,000 events, most of a drain's time.
+    if (postgres) update = update.where('status', '=', 'Queued');
+    const rows = await update.returningAll().execute();
     return rows.sort((a, b) => Number(a.available_at) - Number(b.available_at)).map((r) => toClaimed(r, Number(r.attempts)));
   }
 
