@@ -249,7 +249,7 @@ export class IsolateBackend implements SandboxBackend, HostBroker {
     if (this.closed) throw new Error('the isolate backend is closed');
     const files = await this.hostFiles();
     // --no-node-snapshot: isolated-vm's README requires it on Node 20+; only hosts need it.
-    const nodeArgs = ['--no-node-snapshot', '--experimental-permission', `--allow-fs-read=${files.dir}/`, '--allow-addons', '--disable-warning=ExperimentalWarning', '--disable-warning=SecurityWarning', files.program];
+    const nodeArgs = ['--no-node-snapshot', '--experimental-permission', `--allow-fs-read=${files.dir}/`, '--allow-addons', '--disable-warning=ExperimentalWarning', '--disable-warning=SecurityWarning', files.program, network ? 'net' : 'nonet'];
     let command = process.execPath;
     let args = nodeArgs;
     let uid: number | undefined;

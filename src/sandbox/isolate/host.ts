@@ -4,7 +4,7 @@
 // abort the whole process that hosts it; see docs/architecture.md. Bundled
 // alone at server start (build.ts); it imports node:* and isolated-vm's addon,
 // copied next to it, and speaks protocol.ts on fd 3.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
@@ -46,6 +46,22 @@ interface Iso {
 
 const isos = new Map<string, Iso>();
 let preludeCache: IVM.ExternalCopy<ArrayBuffer> | undefined;
+/** The network mode of every isolate here (the backend never mixes modes in one host): argv[2]. */
+const NETWORK = process.argv[2] === 'net';
+/**
+ * Isolates made ahead, prelude already run, waiting for a function's code: creating an
+ * isolate, its context and the prelude is most of a load (about 9 of 10 ms; see
+ * docs/benchmarks.md), so a first call should not wait for it. Their heap cap is fixed
+ * at creation: they are made with the cap of the last load.
+ */
+const BLANKS = 2;
+interface Blank { iso: Iso; context: IVM.Context; boot: IVM.Reference; memoryMb: number }
+const blanks: Blank[] = [];
+let blankMb = 128;
+let filling = false;
+/** V8 code cache of user code by source hash, so a function's next isolate here compiles nothing. Bounded. */
+const CODE_CACHE_MAX = 256;
+const codeCache = new Map<string, IVM.ExternalCopy<ArrayBuffer>>();
 const channel = new LineChannel<BackendFrame, HostFrame>(new net.Socket({ fd: 3, readable: true, writable: true }), onFrame, () => process.exit(0));
 const send = (f: HostFrame) => channel.send(f);
 
@@ -169,15 +185,14 @@ async function sample(iso: Iso): Promise<IsoStats> {
   return { ...iso.last };
 }
 
-async function load(f: LoadFrame): Promise<void> {
-  const memoryMb = Math.max(8, f.memoryMb);
+/** A new isolate with its bridges and the prelude run: everything but the function's code. */
+function makeBlank(memoryMb: number): Blank {
   const isolate = new ivm.Isolate({ memoryLimit: memoryMb });
-  const iso: Iso = { id: f.iso, isolate, memoryBytes: memoryMb * 1048576, timeoutMs: f.timeoutMs, timers: new Map(), due: [], inflight: new Set(), looseLogBytes: 0, last: { used: 0, peak: 0, cpuMs: 0 } };
-  isos.set(f.iso, iso);
+  const iso: Iso = { id: '', isolate, memoryBytes: memoryMb * 1048576, timeoutMs: 1000, timers: new Map(), due: [], inflight: new Set(), looseLogBytes: 0, last: { used: 0, peak: 0, cpuMs: 0 } };
   try {
     // The isolate is new and runs nothing yet, so the quick sync calls cannot block.
     const context = isolate.createContextSync();
-    installBridges(iso, context.global, f.network);
+    installBridges(iso, context.global, NETWORK);
     const prelude = isolate.compileScriptSync(PRELUDE, { filename: 'lamina:prelude', cachedData: preludeCache, produceCachedData: !preludeCache }) as IVM.Script & IVM.CachedDataResult;
     if (!preludeCache && prelude.cachedData) preludeCache = prelude.cachedData;
     prelude.runSync(context, { timeout: 5000 });
@@ -190,7 +205,66 @@ async function load(f: LoadFrame): Promise<void> {
     iso.invoke = take('__laminaInvoke');
     iso.fire = take('__laminaFire');
     iso.settle = take('__laminaSettle');
-    const script = await isolate.compileScript(f.code, { filename: f.filename });
+    return { iso, context, boot, memoryMb };
+  } catch (err) {
+    isolate.dispose();
+    throw err;
+  }
+}
+
+/** Tops the blanks up, one per turn of the event loop so frames in between are not held up. */
+function fillBlanks(): void {
+  if (filling || blanks.length >= BLANKS) return;
+  filling = true;
+  setImmediate(() => {
+    filling = false;
+    try {
+      blanks.push(makeBlank(blankMb));
+    } catch {
+      return; // out of memory in this host: loads make their own
+    }
+    fillBlanks();
+  });
+}
+
+/** A blank of this heap cap: a ready one, else made now. */
+function takeBlank(memoryMb: number): Blank {
+  if (memoryMb !== blankMb) {
+    // Loads now ask for another cap: the ready blanks have the old one.
+    blankMb = memoryMb;
+    for (const b of blanks.splice(0)) b.iso.isolate.dispose();
+  }
+  const ready = blanks.shift();
+  fillBlanks();
+  return ready ?? makeBlank(memoryMb);
+}
+
+async function compileUser(isolate: IVM.Isolate, code: string, filename: string): Promise<IVM.Script> {
+  const key = createHash('sha256').update(filename).update('\0').update(code).digest('base64');
+  const cachedData = codeCache.get(key);
+  const script = (await isolate.compileScript(code, { filename, cachedData, produceCachedData: !cachedData })) as IVM.Script & IVM.CachedDataResult;
+  if (!cachedData && script.cachedData) {
+    if (codeCache.size >= CODE_CACHE_MAX) codeCache.delete(codeCache.keys().next().value!);
+    codeCache.set(key, script.cachedData);
+  }
+  return script;
+}
+
+async function load(f: LoadFrame): Promise<void> {
+  const memoryMb = Math.max(8, f.memoryMb);
+  let blank: Blank;
+  try {
+    if (f.network !== NETWORK) throw new Error(`a ${f.network ? 'network' : 'no-network'} function was sent to a host of the other mode`);
+    blank = takeBlank(memoryMb);
+  } catch (err) {
+    return send({ t: 'fail', q: f.q, kind: 'crash', message: errorText(err) });
+  }
+  const { iso, context, boot } = blank;
+  iso.id = f.iso;
+  iso.timeoutMs = f.timeoutMs;
+  isos.set(f.iso, iso);
+  try {
+    const script = await compileUser(iso.isolate, f.code, f.filename);
     await script.run(context, { timeout: f.timeoutMs });
     iso.kind = (await boot.apply(undefined, [JSON.stringify(f.fn.env)], { timeout: 1000, result: { copy: true } })) === 'fetch' ? 'fetch' : 'handler';
     send({ t: 'ok', q: f.q, stats: await sample(iso), kind: iso.kind });
@@ -289,3 +363,4 @@ function onFrame(f: BackendFrame): void {
 }
 
 send({ t: 'ready', pid: process.pid });
+fillBlanks();
