@@ -212,19 +212,35 @@ function makeBlank(memoryMb: number): Blank {
   }
 }
 
-/** Tops the blanks up, one per turn of the event loop so frames in between are not held up. */
+/** When the last frame came in: blanks are made while the host is quiet. */
+let lastFrameAt = 0;
+const QUIET_MS = 20;
+/** Longest a missing blank waits for quiet; under constant traffic one is made anyway. */
+const FILL_WAIT_MS = 500;
+let fillWanted = 0;
+
+/**
+ * Tops the blanks up once the host has been quiet for a moment: making one holds
+ * this thread for milliseconds, which a call or a load arriving must not wait for.
+ */
 function fillBlanks(): void {
   if (filling || blanks.length >= BLANKS) return;
   filling = true;
-  setImmediate(() => {
+  fillWanted ||= performance.now();
+  const now = performance.now();
+  const wait = Math.max(0, lastFrameAt + QUIET_MS - now);
+  setTimeout(() => {
     filling = false;
+    if (blanks.length >= BLANKS) return void (fillWanted = 0);
+    if (performance.now() - lastFrameAt < QUIET_MS && performance.now() - fillWanted < FILL_WAIT_MS) return fillBlanks();
+    fillWanted = 0;
     try {
       blanks.push(makeBlank(blankMb));
     } catch {
       return; // out of memory in this host: loads make their own
     }
     fillBlanks();
-  });
+  }, wait).unref();
 }
 
 /** A blank of this heap cap: a ready one, else made now. */
@@ -234,9 +250,7 @@ function takeBlank(memoryMb: number): Blank {
     blankMb = memoryMb;
     for (const b of blanks.splice(0)) b.iso.isolate.dispose();
   }
-  const ready = blanks.shift();
-  fillBlanks();
-  return ready ?? makeBlank(memoryMb);
+  return blanks.shift() ?? makeBlank(memoryMb);
 }
 
 async function compileUser(isolate: IVM.Isolate, code: string, filename: string): Promise<IVM.Script> {
@@ -274,6 +288,8 @@ async function load(f: LoadFrame): Promise<void> {
     end(iso, kind, message, true);
     send({ t: 'fail', q: f.q, kind, message, stack: kind === 'handler' && err instanceof Error ? err.stack : undefined });
   }
+  // Only now: making a blank holds this thread for milliseconds, which the load must not wait for.
+  fillBlanks();
 }
 
 async function invoke(f: InvokeFrame): Promise<void> {
@@ -344,6 +360,7 @@ function badOutput(iso: Iso, f: InvokeFrame): void {
 }
 
 function onFrame(f: BackendFrame): void {
+  lastFrameAt = performance.now();
   switch (f.t) {
     case 'load':
       return void load(f);
