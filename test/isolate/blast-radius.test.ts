@@ -65,8 +65,8 @@ test('two functions running when a shared host dies: neither can be blamed, both
   const slow = await fx.start(slowFn);
   const bomb = await fx.start(bombFn);
   assert.equal(hostOf('bomber2')!.pid, hostOf('slowpoke')!.pid);
-  // The slow call is in the host (waiting on a timer) when the bomb goes off.
-  const waiting = call(slow, { code: 'await new Promise((r) => setTimeout(r, 5000)); return 1;' }, 20_000);
+  // The slow call is in the host (waiting on a timer far longer than the bomb can take, even on a busy machine) when the bomb goes off.
+  const waiting = call(slow, { code: 'await new Promise((r) => setTimeout(r, 600_000)); return 1;' }, 900_000);
   await new Promise((r) => setTimeout(r, 100));
   const [o, w] = await Promise.all([call(bomb, { code: ABORT }, 20_000), waiting]);
   assert.equal(o.error?.type, 'SandboxCrashed', o.error?.message);

