@@ -52,12 +52,16 @@ const NETWORK = process.argv[2] === 'net';
  * Isolates made ahead, prelude already run, waiting for a function's code: creating an
  * isolate, its context and the prelude is most of a load (about 9 of 10 ms; see
  * docs/benchmarks.md), so a first call should not wait for it. Their heap cap is fixed
- * at creation: they are made with the cap of the last load.
+ * at creation: they are made with the cap of the last load, and a few of other caps are kept
+ * for the other functions of the host.
  */
 const BLANKS = 2;
+/** Blanks of other caps kept too (functions of a shared host ask for different caps), oldest dropped first. */
+const MAX_BLANKS = 4;
 interface Blank { iso: Iso; context: IVM.Context; boot: IVM.Reference; memoryMb: number }
 const blanks: Blank[] = [];
 let blankMb = 128;
+const readyFor = (mb: number) => blanks.filter((b) => b.memoryMb === mb).length;
 let filling = false;
 /** V8 code cache of user code by source hash, so a function's next isolate here compiles nothing. Bounded. */
 const CODE_CACHE_MAX = 256;
@@ -225,18 +229,20 @@ let fillWanted = 0;
  * this thread for milliseconds, which a call or a load arriving must not wait for.
  */
 function fillBlanks(): void {
-  if (filling || blanks.length >= BLANKS) return;
+  if (filling || readyFor(blankMb) >= BLANKS) return;
   filling = true;
   fillWanted ||= performance.now();
   const now = performance.now();
   const wait = Math.max(0, lastFrameAt + QUIET_MS - now);
   setTimeout(() => {
     filling = false;
-    if (blanks.length >= BLANKS) return void (fillWanted = 0);
+    if (readyFor(blankMb) >= BLANKS) return void (fillWanted = 0);
     if (performance.now() - lastFrameAt < QUIET_MS && performance.now() - fillWanted < FILL_WAIT_MS) return fillBlanks();
     fillWanted = 0;
     try {
       blanks.push(makeBlank(blankMb));
+      const stale = blanks.length > MAX_BLANKS ? blanks.findIndex((b) => b.memoryMb !== blankMb) : -1;
+      if (stale >= 0) blanks.splice(stale, 1)[0]!.iso.isolate.dispose();
     } catch {
       return; // out of memory in this host: loads make their own
     }
@@ -246,12 +252,10 @@ function fillBlanks(): void {
 
 /** A blank of this heap cap: a ready one, else made now. */
 function takeBlank(memoryMb: number): Blank {
-  if (memoryMb !== blankMb) {
-    // Loads now ask for another cap: the ready blanks have the old one.
-    blankMb = memoryMb;
-    for (const b of blanks.splice(0)) b.iso.isolate.dispose();
-  }
-  return blanks.shift() ?? makeBlank(memoryMb);
+  // Blanks are made next for the cap of the last load.
+  blankMb = memoryMb;
+  const i = blanks.findIndex((b) => b.memoryMb === memoryMb);
+  return i >= 0 ? blanks.splice(i, 1)[0]! : makeBlank(memoryMb);
 }
 
 async function compileUser(isolate: IVM.Isolate, code: string, filename: string): Promise<IVM.Script> {
