@@ -5,6 +5,7 @@
 // its own, so a second attack only kills itself.
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
+import { isolateFunctionsPerHost } from '../../src/sandbox/tiers.js';
 import { build, call, Fixture, SNIPPET_RUNNER } from './helpers.js';
 
 const fx = new Fixture({ functionsPerHost: 10 });
@@ -88,5 +89,14 @@ test('LAMINA_ISOLATE_FUNCTIONS_PER_HOST=1 keeps one host per function', async ()
     for (const h of hosts) assert.equal(h.functions.length, 1);
   } finally {
     await one.close();
+  }
+});
+
+test('LAMINA_ISOLATE_FUNCTIONS_PER_HOST: a whole number of at least 1, 50 when unset, a clear error otherwise', () => {
+  assert.equal(isolateFunctionsPerHost({}), 50);
+  assert.equal(isolateFunctionsPerHost({ LAMINA_ISOLATE_FUNCTIONS_PER_HOST: '1' }), 1);
+  assert.equal(isolateFunctionsPerHost({ LAMINA_ISOLATE_FUNCTIONS_PER_HOST: '200' }), 200);
+  for (const bad of ['0', '-3', '2.5', 'many']) {
+    assert.throws(() => isolateFunctionsPerHost({ LAMINA_ISOLATE_FUNCTIONS_PER_HOST: bad }), new RegExp(`LAMINA_ISOLATE_FUNCTIONS_PER_HOST must be a whole number of at least 1 \\(got "${bad}"\\)`));
   }
 });

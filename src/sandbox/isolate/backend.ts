@@ -50,7 +50,6 @@ interface HostSlot {
   /** Function (`name:net`) -> isolates of it placed here (reserved before the host has started). */
   functions: Map<string, number>;
   host: Promise<HostProcess>;
-  started?: HostProcess;
   gone: boolean;
 }
 
@@ -172,7 +171,8 @@ export class IsolateBackend implements SandboxBackend, HostBroker {
     if (host.size > 0 || !host.alive || host.idleTimer) return;
     host.idleTimer = setTimeout(() => {
       host.idleTimer = undefined;
-      if (host.size === 0) {
+      // Still empty, and no isolate on its way here (a function just assigned to it).
+      if (host.size === 0 && !slot?.functions.size) {
         if (slot) this.retire(slot);
         void host.stop();
       }
@@ -203,7 +203,6 @@ export class IsolateBackend implements SandboxBackend, HostBroker {
     const slot: HostSlot = { id: this.slotSeq++, network, dedicated, functions: new Map(), gone: false, host: undefined as unknown as Promise<HostProcess> };
     slot.host = spared.then(async (ready) => {
       const h = ready ?? (await this.spawnHost(network));
-      slot.started = h;
       this.slotOf.set(h, slot);
       h.onExited(() => this.hostEnded(slot, h));
       if (!h.alive) this.hostEnded(slot, h);
