@@ -55,8 +55,8 @@ export const density: Part = async (o) => {
   if (!o.tiers.includes('isolate')) return { rows, checks, notes: ['isolate tier not selected (--tiers)'] };
   // A host per function costs a Node process each (~40 MB): the baseline runs fewer functions.
   const layouts = [
-    { perHost: DEFAULT_FUNCTIONS_PER_HOST, n: o.short ? 40 : 1000 },
-    { perHost: 1, n: o.short ? 8 : 60 },
+    { perHost: DEFAULT_FUNCTIONS_PER_HOST, n: o.short ? 30 : 1000 },
+    { perHost: 1, n: o.short ? 6 : 60 },
   ];
   const archive = await packFunction(path.join(FUNCTIONS, 'noop'), { sandbox: 'isolate' });
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
