@@ -1,5 +1,6 @@
-// The isolate host: a helper process that holds the V8 isolates of one function
-// (many per process, each with its own heap limit) and runs their calls. It is
+// The isolate host: a helper process that holds the V8 isolates of up to N
+// functions of one network mode (each isolate with its own heap limit; see
+// backend.ts for who goes where) and runs their calls. It is
 // a separate process because one oversized allocation in an isolate makes V8
 // abort the whole process that hosts it; see docs/architecture.md. Bundled
 // alone at server start (build.ts); it imports node:* and isolated-vm's addon,
