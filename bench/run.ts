@@ -2,7 +2,8 @@
 //   npm run bench                       every part, full mode (~20 min)
 //   npm run bench -- --short            smoke mode for CI (BENCH_SHORT=1 too; ~2.5 min): seconds per part,
 //                                       checks only that every part ran and produced numbers
-//   npm run bench -- warm cold          chosen parts (warm, cold, elasticity, packages, python, routing, soak, async, live, aws)
+//   npm run bench -- warm cold          chosen parts (warm, cold, elasticity, packages, python, routing, soak, async, live, aws, density)
+//   npm run bench -- density            isolate functions warm per node and first-call speed (issue 15)
 //   npm run bench -- soak               the soak and chaos run (10 min; 1 min with --short; --duration S)
 // Options: --tiers process,container,isolate  --duration S (elasticity)  --profile (warm)  --out DIR
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { async } from './parts/async.js';
 import { aws } from './parts/aws.js';
 import { cold } from './parts/cold.js';
+import { density } from './parts/density.js';
 import { elasticity } from './parts/elasticity.js';
 import { live } from './parts/live.js';
 import { packages } from './parts/packages.js';
@@ -22,7 +24,7 @@ import { warm } from './parts/warm.js';
 import type { BenchOptions, Check, Part, PartResult } from './lib/part.js';
 import { ROOT } from './lib/server.js';
 
-const PARTS: Record<string, Part> = { warm, cold, elasticity, packages, python, routing, soak, async, live, aws };
+const PARTS: Record<string, Part> = { warm, cold, elasticity, packages, python, routing, soak, async, live, aws, density };
 
 const { values: a, positionals } = parseArgs({
   allowPositionals: true,

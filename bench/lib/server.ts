@@ -174,6 +174,8 @@ export interface LaminaOptions {
   poolSize?: number;
   /** Directory for `node --cpu-prof` output of the server process. */
   cpuProfDir?: string;
+  /** Extra environment for the server (LAMINA_* settings). */
+  env?: Record<string, string>;
 }
 
 /** A function directory as a .tar.gz, with `manifest` (if given) as its lamina.json. */
@@ -200,7 +202,7 @@ export async function startLamina(opts: LaminaOptions = {}): Promise<LaminaServe
   const name = `lamina${opts.sandbox ? ` --sandbox ${opts.sandbox}` : ''}`;
   let started;
   try {
-    started = await launch(name, args, /Lamina listening on (\S+)/, serverEnv());
+    started = await launch(name, args, /Lamina listening on (\S+)/, serverEnv(opts.env));
   } catch (err) {
     rmSync(dataDir, { recursive: true, force: true });
     throw err;

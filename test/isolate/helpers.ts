@@ -8,7 +8,7 @@ import { compileFunction } from '../../src/registry/compile.js';
 import { listFiles } from '../../src/registry/files.js';
 import { parseManifest } from '../../src/registry/manifest.js';
 import type { Manifest } from '../../src/registry/types.js';
-import { IsolateBackend } from '../../src/sandbox/isolate/backend.js';
+import { IsolateBackend, type IsolateBackendOptions } from '../../src/sandbox/isolate/backend.js';
 import { RunDir } from '../../src/sandbox/run-dir.js';
 import type { InvokeOutcome, Sandbox } from '../../src/sandbox/types.js';
 
@@ -51,7 +51,12 @@ export async function build(files: Record<string, string>, manifest: Record<stri
 
 export class Fixture {
   readonly runDir = new RunDir('lamina-iso-test-');
-  readonly backend = new IsolateBackend(this.runDir, () => undefined, { hostIdleMs: 60_000 });
+  readonly backend: IsolateBackend;
+  readonly logs: string[] = [];
+
+  constructor(opts: IsolateBackendOptions = {}) {
+    this.backend = new IsolateBackend(this.runDir, (m) => this.logs.push(m), { hostIdleMs: 60_000, ...opts });
+  }
   private sandboxes: Sandbox[] = [];
 
   /** create + load, as the worker specializes a generic sandbox. */

@@ -15,7 +15,7 @@ test(`${N} isolates alive at once: cold start, memory, warm calls`, async () => 
   const fn = await build({ 'index.ts': 'let calls = 0;\nexport async function handler(e: { n: number }) { calls++; return { n: e.n, calls }; }' }, { memoryMb: 128 }, 'many');
   // The first load starts the function's host; the numbers below are for isolates after that.
   const first = await fx.start(fn);
-  const host = fx.backend.hostInfo().find((h) => h.key === 'many:nonet')!;
+  const host = fx.backend.hostInfo().find((h) => h.functions.includes('many:nonet'))!;
   assert.ok(host?.pid);
   const rssBefore = rssOf(host.pid!);
 
@@ -29,7 +29,7 @@ test(`${N} isolates alive at once: cold start, memory, warm calls`, async () => 
   cold.sort((a, b) => a - b);
   const outs = await Promise.all(sandboxes.map((sb, i) => call(sb, { n: i })));
   assert.deepEqual(outs.map((o) => (o.value as { n: number }).n), sandboxes.map((_, i) => i), 'all answer');
-  assert.equal(fx.backend.hostInfo().find((h) => h.key === 'many:nonet')!.isolates, N);
+  assert.equal(fx.backend.hostInfo().find((h) => h.functions.includes('many:nonet'))!.isolates, N);
 
   const rssAfter = rssOf(host.pid!);
   const heaps = await Promise.all(sandboxes.map((sb) => sb.stats()));
@@ -50,5 +50,5 @@ test(`${N} isolates alive at once: cold start, memory, warm calls`, async () => 
   console.log(`${N} isolates: host RSS ${mb(rssBefore)} -> ${mb(rssAfter)} MB (${mb(perIsolate)} MB per idle isolate); V8 heaps in use ${mb(heapTotal)} MB (${mb(heapTotal / N)} MB each)`);
   console.log(`warm call round trip (server -> host -> isolate -> back): p50 ${(percentile(warm, 0.5) * 1000).toFixed(0)} us, p99 ${(percentile(warm, 0.99) * 1000).toFixed(0)} us`);
   assert.ok(perIsolate < 8 * 1048576, 'an idle isolate costs a few MB at most');
-  assert.ok(percentile(cold, 0.5) < 50, 'cold start stays in milliseconds');
+  // Cold-start speed is measured by `npm run bench -- density`, not asserted here (it depends on the machine's load).
 });

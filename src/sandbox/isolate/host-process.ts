@@ -32,14 +32,32 @@ export interface HostCgroup {
 /** V8's fatal out-of-memory reports: one allocation larger than an isolate's heap limit aborts the host. */
 const OOM_RE = /is_heap_oom = 1|Reached heap limit|heap out of memory|CALL_AND_RETRY_LAST|invalid size error|Allocation failed/i;
 
+/** How a host ended, for the backend's assignment (isolate/backend.ts): who was running when it died. */
+export interface HostDeath {
+  kind: FailureKind;
+  /** The backend stopped it (idle, close): nobody is to blame. */
+  stopped: boolean;
+  /** Functions with a load or call in flight when it died: one of them made it die. */
+  suspects: string[];
+  /** Distinct functions that had isolates here. */
+  functions: number;
+}
+
 export class HostProcess {
-  /** The function this host serves (`name:net`), once assigned. */
-  key: string | undefined;
   idleTimer: NodeJS.Timeout | undefined;
   private readonly child: ChildProcess;
   private readonly channel: LineChannel<HostFrame, BackendFrame>;
   private readonly replies = new Map<number, (f: Reply) => void>();
   private readonly isolates = new Map<string, IsolateListener>();
+  /** Each attached isolate's function (`name:net`). */
+  private readonly functionOf = new Map<string, string>();
+  /** Loads and calls awaiting their reply (q -> isolate), and answered calls whose waitUntil work goes on (`iso/id` -> isolate): who runs code here. */
+  private readonly inFlight = new Map<number, string>();
+  private readonly settling = new Map<string, string>();
+  private readonly callIdOf = new Map<number, string>();
+  private stopping = false;
+  /** Set once the host has ended. */
+  ended: HostDeath | undefined;
   private seq = 0;
   private outputTail = '';
   private death: { kind: FailureKind; message: string } | undefined;
@@ -120,18 +138,22 @@ export class HostProcess {
   private send(frame: Request): Promise<Reply> {
     if (this.death) return Promise.resolve({ t: 'fail', q: -1, ...this.death });
     const q = ++this.seq;
+    if (frame.t === 'load' || frame.t === 'invoke') this.inFlight.set(q, frame.iso);
+    if (frame.t === 'invoke') this.callIdOf.set(q, frame.id);
     return new Promise((resolve) => {
       this.replies.set(q, resolve);
       this.channel.send({ ...frame, q } as BackendFrame);
     });
   }
 
-  attach(iso: string, listener: IsolateListener): void {
+  attach(iso: string, fn: string, listener: IsolateListener): void {
     this.isolates.set(iso, listener);
+    this.functionOf.set(iso, fn);
   }
 
   detach(iso: string): void {
     this.isolates.delete(iso);
+    this.functionOf.delete(iso);
     if (this.isolateBytes.delete(iso)) void this.applyMemoryLimit();
   }
 
@@ -152,6 +174,7 @@ export class HostProcess {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     this.kill();
     await this.exited;
   }
@@ -163,15 +186,22 @@ export class HostProcess {
       case 'log':
         return this.isolates.get(f.iso)?.log(f.id, f.data);
       case 'settled':
+        this.settling.delete(`${f.iso}/${f.id}`);
         return this.isolates.get(f.iso)?.settled(f.id);
       case 'dead': {
         const l = this.isolates.get(f.iso);
         this.isolates.delete(f.iso);
+        this.functionOf.delete(f.iso);
         return l?.ended(f.kind, f.message);
       }
       default: {
         const reply = this.replies.get(f.q);
         this.replies.delete(f.q);
+        const iso = this.inFlight.get(f.q);
+        const id = this.callIdOf.get(f.q);
+        this.inFlight.delete(f.q);
+        this.callIdOf.delete(f.q);
+        if ((f.t === 'result' || f.t === 'fail') && f.more && iso !== undefined && id !== undefined) this.settling.set(`${iso}/${id}`, iso);
         reply?.(f);
       }
     }
@@ -188,17 +218,40 @@ export class HostProcess {
     this.death = this.violation
       ? { kind: 'crash', message: `the isolate host broke its protocol (${this.violation})` }
       : cgroupOom
-      ? { kind: 'memory', message: `the isolate host of this function went over its memory limit (its isolates' caps plus ${Math.round(this.cg!.overheadBytes / MiB)} MB, WebAssembly memory included), which ends the host (every call in flight there fails)` }
+      ? { kind: 'memory', message: `this function's isolate host went over its memory limit (its isolates' caps plus ${Math.round(this.cg!.overheadBytes / MiB)} MB, WebAssembly memory included), which ends the host (every call in flight there fails)` }
       : OOM_RE.test(tail)
-      ? { kind: 'memory', message: 'an isolate of this function made an allocation larger than its memory limit, which ends its whole isolate host (every call in flight there fails)' }
+      ? { kind: 'memory', message: 'an isolate made an allocation larger than its memory limit, which ends its whole isolate host (every call in flight there fails)' }
       : { kind: 'crash', message: `the isolate host ${how}${tail ? `: ${tail.split('\n').slice(-3).join(' | ')}` : ''}` };
     if (this.cg) void this.cg.cgroup.remove().catch(() => undefined);
-    this.readyWaiter?.(new Error(this.death.message));
-    for (const reply of this.replies.values()) reply({ t: 'fail', q: -1, ...this.death });
+    const suspectIsos = new Set([...this.inFlight.values(), ...this.settling.values()]);
+    const suspects = new Set([...suspectIsos].map((iso) => this.functionOf.get(iso)).filter((f): f is string => f !== undefined));
+    const functions = new Set(this.functionOf.values()).size;
+    this.ended = { kind: this.death.kind, stopped: this.stopping, suspects: [...suspects], functions };
+    // Shared by several functions: only code that was running can have caused the death. One function
+    // running: it did, and gets the death's kind. Several: nobody can tell which, so their calls fail as
+    // SandboxCrashed. Idle neighbours were bystanders: their next call starts an isolate in another host.
+    const shared = functions > 1;
+    const culprit = suspects.size === 1;
+    const suspectWhy = culprit
+      ? `${this.death.message}; it was the only function running in the isolate host it shared with ${functions - 1} other(s)`
+      : `the isolate host this function shared with ${functions - 1} other function(s) ended while ${suspects.size} of them were running (${this.death.message})`;
+    const bystanderWhy = `the isolate host this function shared with ${functions - 1} other function(s) ended (${this.death.message}); this function was idle there and its next call starts a new isolate`;
+    const fail = (iso: string): { kind: FailureKind; message: string } =>
+      !shared ? this.death! : suspects.has(this.functionOf.get(iso) ?? '') ? { kind: culprit ? this.death!.kind : 'crash', message: suspectWhy } : { kind: 'crash', message: bystanderWhy };
+    const pending = [...this.replies.entries()];
     this.replies.clear();
-    const listeners = [...this.isolates.values()];
+    this.readyWaiter?.(new Error(this.death.message));
+    for (const [q, reply] of pending) {
+      const iso = this.inFlight.get(q);
+      reply({ t: 'fail', q: -1, ...(iso === undefined ? this.death : fail(iso)) });
+    }
+    this.inFlight.clear();
+    const listeners = [...this.isolates.entries()];
     this.isolates.clear();
-    for (const l of listeners) l.ended(this.death.kind, this.death.message);
+    for (const [iso, l] of listeners) {
+      const f = fail(iso);
+      l.ended(f.kind, f.message);
+    }
     for (const l of this.exitListeners) l();
   }
 }

@@ -1,10 +1,11 @@
-// The isolate host: a helper process that holds the V8 isolates of one function
-// (many per process, each with its own heap limit) and runs their calls. It is
+// The isolate host: a helper process that holds the V8 isolates of up to N
+// functions of one network mode (each isolate with its own heap limit; see
+// backend.ts for who goes where) and runs their calls. It is
 // a separate process because one oversized allocation in an isolate makes V8
 // abort the whole process that hosts it; see docs/architecture.md. Bundled
 // alone at server start (build.ts); it imports node:* and isolated-vm's addon,
 // copied next to it, and speaks protocol.ts on fd 3.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
@@ -46,6 +47,27 @@ interface Iso {
 
 const isos = new Map<string, Iso>();
 let preludeCache: IVM.ExternalCopy<ArrayBuffer> | undefined;
+/** The network mode of every isolate here (the backend never mixes modes in one host): argv[2]. */
+const NETWORK = process.argv[2] === 'net';
+/**
+ * Isolates made ahead, prelude already run, waiting for a function's code: creating an
+ * isolate, its context and the prelude is most of a load (about 9 of 10 ms; see
+ * docs/benchmarks.md), so a first call should not wait for it. Their heap cap is fixed
+ * at creation: they are made with the cap of the last load, and a few of other caps are kept
+ * for the other functions of the host.
+ */
+const BLANKS = 2;
+/** Blanks of other caps kept too (functions of a shared host ask for different caps), oldest dropped first. */
+const MAX_BLANKS = 4;
+interface Blank { iso: Iso; context: IVM.Context; boot: IVM.Reference; memoryMb: number }
+const blanks: Blank[] = [];
+let blankMb = 128;
+const readyFor = (mb: number) => blanks.filter((b) => b.memoryMb === mb).length;
+let filling = false;
+/** V8 code cache of user code by source hash, so a function's next isolate here compiles nothing. Bounded. */
+const CODE_CACHE_MAX = 256;
+const SYNC_COMPILE_MAX = 256 * 1024;
+const codeCache = new Map<string, IVM.ExternalCopy<ArrayBuffer>>();
 const channel = new LineChannel<BackendFrame, HostFrame>(new net.Socket({ fd: 3, readable: true, writable: true }), onFrame, () => process.exit(0));
 const send = (f: HostFrame) => channel.send(f);
 
@@ -169,15 +191,14 @@ async function sample(iso: Iso): Promise<IsoStats> {
   return { ...iso.last };
 }
 
-async function load(f: LoadFrame): Promise<void> {
-  const memoryMb = Math.max(8, f.memoryMb);
+/** A new isolate with its bridges and the prelude run: everything but the function's code. */
+function makeBlank(memoryMb: number): Blank {
   const isolate = new ivm.Isolate({ memoryLimit: memoryMb });
-  const iso: Iso = { id: f.iso, isolate, memoryBytes: memoryMb * 1048576, timeoutMs: f.timeoutMs, timers: new Map(), due: [], inflight: new Set(), looseLogBytes: 0, last: { used: 0, peak: 0, cpuMs: 0 } };
-  isos.set(f.iso, iso);
+  const iso: Iso = { id: '', isolate, memoryBytes: memoryMb * 1048576, timeoutMs: 1000, timers: new Map(), due: [], inflight: new Set(), looseLogBytes: 0, last: { used: 0, peak: 0, cpuMs: 0 } };
   try {
     // The isolate is new and runs nothing yet, so the quick sync calls cannot block.
     const context = isolate.createContextSync();
-    installBridges(iso, context.global, f.network);
+    installBridges(iso, context.global, NETWORK);
     const prelude = isolate.compileScriptSync(PRELUDE, { filename: 'lamina:prelude', cachedData: preludeCache, produceCachedData: !preludeCache }) as IVM.Script & IVM.CachedDataResult;
     if (!preludeCache && prelude.cachedData) preludeCache = prelude.cachedData;
     prelude.runSync(context, { timeout: 5000 });
@@ -190,16 +211,101 @@ async function load(f: LoadFrame): Promise<void> {
     iso.invoke = take('__laminaInvoke');
     iso.fire = take('__laminaFire');
     iso.settle = take('__laminaSettle');
-    const script = await isolate.compileScript(f.code, { filename: f.filename });
+    return { iso, context, boot, memoryMb };
+  } catch (err) {
+    isolate.dispose();
+    throw err;
+  }
+}
+
+/** When the last frame came in: blanks are made while the host is quiet. */
+let lastFrameAt = 0;
+const QUIET_MS = 20;
+/** Longest a missing blank waits for quiet; under constant traffic one is made anyway. */
+const FILL_WAIT_MS = 500;
+let fillWanted = 0;
+
+/**
+ * Tops the blanks up once the host has been quiet for a moment: making one holds
+ * this thread for milliseconds, which a call or a load arriving must not wait for.
+ */
+function fillBlanks(): void {
+  if (filling || readyFor(blankMb) >= BLANKS) return;
+  filling = true;
+  fillWanted ||= performance.now();
+  const now = performance.now();
+  const wait = Math.max(0, lastFrameAt + QUIET_MS - now);
+  setTimeout(() => {
+    filling = false;
+    if (readyFor(blankMb) >= BLANKS) return void (fillWanted = 0);
+    if (performance.now() - lastFrameAt < QUIET_MS && performance.now() - fillWanted < FILL_WAIT_MS) return fillBlanks();
+    fillWanted = 0;
+    try {
+      blanks.push(makeBlank(blankMb));
+      const stale = blanks.length > MAX_BLANKS ? blanks.findIndex((b) => b.memoryMb !== blankMb) : -1;
+      if (stale >= 0) blanks.splice(stale, 1)[0]!.iso.isolate.dispose();
+    } catch {
+      return; // out of memory in this host: loads make their own
+    }
+    fillBlanks();
+  }, wait).unref();
+}
+
+/** A blank of this heap cap: a ready one, else made now. */
+function takeBlank(memoryMb: number): Blank {
+  // Blanks are made next for the cap of the last load.
+  blankMb = memoryMb;
+  const i = blanks.findIndex((b) => b.memoryMb === memoryMb);
+  return i >= 0 ? blanks.splice(i, 1)[0]! : makeBlank(memoryMb);
+}
+
+async function compileUser(isolate: IVM.Isolate, code: string, filename: string): Promise<IVM.Script> {
+  const key = createHash('sha256').update(filename).update('\0').update(code).digest('base64');
+  const cachedData = codeCache.get(key);
+  const opts = { filename, cachedData, produceCachedData: !cachedData };
+  // V8 compiles lazily (a quick pre-parse): a small bundle compiles here in well under a millisecond, cheaper
+  // than the hop to isolated-vm's thread and back (milliseconds on a busy machine). A big one goes off-thread.
+  const script = (code.length <= SYNC_COMPILE_MAX ? isolate.compileScriptSync(code, opts) : await isolate.compileScript(code, opts)) as IVM.Script & IVM.CachedDataResult;
+  if (!cachedData && script.cachedData) {
+    if (codeCache.size >= CODE_CACHE_MAX) codeCache.delete(codeCache.keys().next().value!);
+    codeCache.set(key, script.cachedData);
+  }
+  return script;
+}
+
+/** sample() for an isolate known to be idle (just loaded): read in place, no hop to its thread. */
+function sampleIdle(iso: Iso): IsoStats {
+  const h = iso.isolate.getHeapStatisticsSync();
+  iso.last = { used: h.used_heap_size + h.externally_allocated_size, peak: Math.max(iso.last.peak, h.used_heap_size + h.externally_allocated_size), cpuMs: Number(iso.isolate.cpuTime) / 1e6 };
+  return { ...iso.last };
+}
+
+async function load(f: LoadFrame): Promise<void> {
+  const memoryMb = Math.max(8, f.memoryMb);
+  let blank: Blank;
+  try {
+    if (f.network !== NETWORK) throw new Error(`a ${f.network ? 'network' : 'no-network'} function was sent to a host of the other mode`);
+    blank = takeBlank(memoryMb);
+  } catch (err) {
+    return send({ t: 'fail', q: f.q, kind: 'crash', message: errorText(err) });
+  }
+  const { iso, context, boot } = blank;
+  iso.id = f.iso;
+  iso.timeoutMs = f.timeoutMs;
+  isos.set(f.iso, iso);
+  try {
+    const script = await compileUser(iso.isolate, f.code, f.filename);
     await script.run(context, { timeout: f.timeoutMs });
     iso.kind = (await boot.apply(undefined, [JSON.stringify(f.fn.env)], { timeout: 1000, result: { copy: true } })) === 'fetch' ? 'fetch' : 'handler';
-    send({ t: 'ok', q: f.q, stats: await sample(iso), kind: iso.kind });
+    send({ t: 'ok', q: f.q, stats: sampleIdle(iso), kind: iso.kind });
   } catch (err) {
     const kind = classify(iso, err);
     const message = failureMessage(iso, kind, err);
     end(iso, kind, message, true);
     send({ t: 'fail', q: f.q, kind, message, stack: kind === 'handler' && err instanceof Error ? err.stack : undefined });
   }
+  // Only now: making a blank holds this thread for milliseconds, which the load must not wait for.
+  fillBlanks();
 }
 
 async function invoke(f: InvokeFrame): Promise<void> {
@@ -270,6 +376,7 @@ function badOutput(iso: Iso, f: InvokeFrame): void {
 }
 
 function onFrame(f: BackendFrame): void {
+  lastFrameAt = performance.now();
   switch (f.t) {
     case 'load':
       return void load(f);
@@ -289,3 +396,4 @@ function onFrame(f: BackendFrame): void {
 }
 
 send({ t: 'ready', pid: process.pid });
+fillBlanks();

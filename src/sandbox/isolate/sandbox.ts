@@ -9,10 +9,16 @@ import type { HostProcess, IsolateListener, Reply } from './host-process.js';
 import type { FailureKind, IsoStats } from './protocol.js';
 import type { InvokeErrorType, InvokeOutcome, InvokeRequest, LoadSpec, ModuleKind, Sandbox, SandboxShape, SandboxStats } from '../types.js';
 
-/** How the backend hands out hosts: one per function (see backend.ts). */
+/** A function as the hosts know it: its name and network mode (hosts never mix modes). */
+export function functionKey(spec: Pick<LoadSpec, 'functionName' | 'network'>): string {
+  return `${spec.functionName}:${spec.network ? 'net' : 'nonet'}`;
+}
+
+/** How the backend hands out hosts: a function's isolates share one, with up to N functions per host (see backend.ts). */
 export interface HostBroker {
   hostFor(spec: LoadSpec): Promise<HostProcess>;
-  released(host: HostProcess): void;
+  /** Every successful hostFor is matched by one released, when that isolate is gone. */
+  released(host: HostProcess, spec: LoadSpec): void;
 }
 
 interface Call {
@@ -69,9 +75,12 @@ export class IsolateSandbox implements Sandbox, IsolateListener {
     this.spec = spec;
     const code = await readIsolateCode(spec);
     const host = await this.broker.hostFor(spec);
-    if (this.dead) throw new LaminaError('SandboxCrashed', 'the sandbox was stopped while loading');
+    if (this.dead) {
+      this.broker.released(host, spec);
+      throw new LaminaError('SandboxCrashed', 'the sandbox was stopped while loading');
+    }
     this.host = host;
-    host.attach(this.id, this);
+    host.attach(this.id, functionKey(spec), this);
     const limit = Math.max(spec.timeoutMs, MIN_LOAD_TIMEOUT_MS);
     let timer: NodeJS.Timeout | undefined;
     const reply = await Promise.race([
@@ -218,7 +227,7 @@ export class IsolateSandbox implements Sandbox, IsolateListener {
     if (host) {
       host.detach(this.id);
       if (host.alive) void host.request({ t: 'dispose', iso: this.id });
-      this.broker.released(host);
+      this.broker.released(host, this.spec!);
     }
     if (emit && !this.destroyed) for (const l of this.deathListeners) l(`${type}: ${message}`);
   }
