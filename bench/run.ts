@@ -4,6 +4,7 @@
 //                                       checks only that every part ran and produced numbers
 //   npm run bench -- warm cold          chosen parts (warm, cold, elasticity, packages, python, routing, soak, async, live, aws)
 //   npm run bench -- soak               the soak and chaos run (10 min; 1 min with --short; --duration S)
+//   npm run bench -- soak-cluster       the same through a gateway and 3 workers, killing workers and restarting PostgreSQL (10 min; 50 s with --short)
 // Options: --tiers process,container,isolate  --duration S (elasticity)  --profile (warm)  --out DIR
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -18,11 +19,12 @@ import { packages } from './parts/packages.js';
 import { python } from './parts/python.js';
 import { routing } from './parts/routing.js';
 import { soak } from './parts/soak.js';
+import { soakCluster } from './parts/soak-cluster.js';
 import { warm } from './parts/warm.js';
 import type { BenchOptions, Check, Part, PartResult } from './lib/part.js';
 import { ROOT } from './lib/server.js';
 
-const PARTS: Record<string, Part> = { warm, cold, elasticity, packages, python, routing, soak, async, live, aws };
+const PARTS: Record<string, Part> = { warm, cold, elasticity, packages, python, routing, soak, 'soak-cluster': soakCluster, async, live, aws };
 
 const { values: a, positionals } = parseArgs({
   allowPositionals: true,
