@@ -2,9 +2,9 @@
 //   npm run bench                       every part, full mode (~20 min)
 //   npm run bench -- --short            smoke mode for CI (BENCH_SHORT=1 too; ~2.5 min): seconds per part,
 //                                       checks only that every part ran and produced numbers
-//   npm run bench -- warm cold          chosen parts (warm, cold, elasticity, packages, python, routing, soak, async, live, aws)
+//   npm run bench -- warm cold          chosen parts (warm, cold, elasticity, packages, python, routing, soak, soak-cluster, async, live, aws)
 //   npm run bench -- soak               the soak and chaos run (10 min; 1 min with --short; --duration S)
-//   npm run bench -- soak-cluster       the same through a gateway and 3 workers, killing workers and restarting PostgreSQL (10 min; 50 s with --short)
+//   npm run bench -- soak-cluster       the same through a gateway and 3 workers, killing workers and restarting PostgreSQL (10 min; 45 s with --short)
 // Options: --tiers process,container,isolate  --duration S (elasticity)  --profile (warm)  --out DIR
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';

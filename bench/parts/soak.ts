@@ -144,8 +144,10 @@ export const soak: Part = async (o) => {
     // Outcomes.
     const byFn = new Map(FNS.map((f) => [f.name, f]));
     // A call's sandbox died under it (SandboxCrashed; a SIGKILL is never an OOM kill, which the
-    // cgroup counts apart) and the chaos killed a sandbox of that function while the call was open.
-    const chaosMade = (s: Sample) => s.type === 'SandboxCrashed' && kills.some((k) => k.fn === s.fn && k.at >= s.at - 50 && k.at <= s.at + s.ms + 50);
+    // cgroup counts apart) and the chaos killed a sandbox of that function while the call was open,
+    // or up to 500 ms before it was sent: the server learns of a death from the exit (or a closed
+    // channel, then 200 ms of grace), and a call handed over meanwhile meets the dead runtime.
+    const chaosMade = (s: Sample) => s.type === 'SandboxCrashed' && kills.some((k) => k.fn === s.fn && k.at >= s.at - 500 && k.at <= s.at + s.ms + 50);
     const unexpected = samples.filter((s) => s.status !== 0 && !byFn.get(s.fn)!.expected.includes(s.status) && !chaosMade(s));
     const { hung, late } = classifyTimes(samples);
     const chaosFailures = samples.filter(chaosMade).length;
