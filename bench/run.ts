@@ -2,9 +2,10 @@
 //   npm run bench                       every part, full mode (~20 min)
 //   npm run bench -- --short            smoke mode for CI (BENCH_SHORT=1 too; ~2.5 min): seconds per part,
 //                                       checks only that every part ran and produced numbers
-//   npm run bench -- warm cold          chosen parts (warm, cold, elasticity, packages, python, routing, soak, async, live, aws, density)
+//   npm run bench -- warm cold          chosen parts (warm, cold, elasticity, packages, python, routing, soak, soak-cluster, async, live, aws, density)
 //   npm run bench -- density            isolate functions warm per node and first-call speed (issue 15)
 //   npm run bench -- soak               the soak and chaos run (10 min; 1 min with --short; --duration S)
+//   npm run bench -- soak-cluster       the same through a gateway and 3 workers, killing workers and restarting PostgreSQL (10 min; 45 s with --short)
 // Options: --tiers process,container,isolate  --duration S (elasticity)  --profile (warm)  --out DIR
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -20,11 +21,12 @@ import { packages } from './parts/packages.js';
 import { python } from './parts/python.js';
 import { routing } from './parts/routing.js';
 import { soak } from './parts/soak.js';
+import { soakCluster } from './parts/soak-cluster.js';
 import { warm } from './parts/warm.js';
 import type { BenchOptions, Check, Part, PartResult } from './lib/part.js';
 import { ROOT } from './lib/server.js';
 
-const PARTS: Record<string, Part> = { warm, cold, elasticity, packages, python, routing, soak, async, live, aws, density };
+const PARTS: Record<string, Part> = { warm, cold, elasticity, packages, python, routing, soak, 'soak-cluster': soakCluster, async, live, aws, density };
 
 const { values: a, positionals } = parseArgs({
   allowPositionals: true,

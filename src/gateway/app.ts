@@ -11,6 +11,7 @@ import type { LiveHub } from '../live/hub.js';
 import { registerEventStream } from '../live/sse.js';
 import type { InvocationStore } from '../metering/store.js';
 import type { Registry } from '../registry/registry.js';
+import { databaseUnavailableError } from '../store/unavailable.js';
 import type { Manifest } from '../registry/types.js';
 import type { AsyncQueue } from '../triggers/queue.js';
 import type { InvokeOptions } from '../worker/invoke-options.js';
@@ -78,13 +79,13 @@ export function sendError(reply: FastifyReply, err: LaminaError, requestId?: str
   return reply.code(err.status).type('application/json; charset=utf-8').send(errorBody(err, requestId));
 }
 
-/** Maps fastify's own errors (body limits, parse failures) onto the error model. */
+/** Maps fastify's own errors (body limits, parse failures) and an unavailable database onto the error model. */
 function toLaminaError(err: unknown, limit: number): LaminaError {
   if (isLaminaError(err)) return err;
   const e = err as { code?: string; statusCode?: number; message?: string };
   if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || e.statusCode === 413) return new LaminaError('PayloadTooLarge', `the request body exceeds the limit of ${limit} bytes`);
   if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return new LaminaError('BadRequest', e.message ?? 'bad request');
-  return new LaminaError('InternalError', e.message ?? 'internal error');
+  return databaseUnavailableError(err) ?? new LaminaError('InternalError', e.message ?? 'internal error');
 }
 
 /** Most bytes read and discarded after a 413 so the client can finish sending; beyond it the connection is closed. */

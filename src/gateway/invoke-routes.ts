@@ -16,6 +16,7 @@ import { sendHttpResponse } from './http-answer.js';
 import { Refusal, checkInvoke } from './invoke-check.js';
 import { splitQualified } from '../versions/store.js';
 import type { InvokeOptions } from '../worker/invoke-options.js';
+import { databaseUnavailableError } from '../store/unavailable.js';
 
 type RunRequest = FastifyRequest<{ Params: { name: string } }>;
 
@@ -58,7 +59,7 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: GatewayDeps): v
     try {
       checked = await checkInvoke(deps, req, name, pinned?.fv);
     } catch (err) {
-      const le = isLaminaError(err) ? err : new LaminaError('InternalError', (err as Error).message);
+      const le = isLaminaError(err) ? err : (databaseUnavailableError(err) ?? new LaminaError('InternalError', (err as Error).message));
       if (le.type === 'InternalError') deps.log.error({ err }, 'invoke check failed');
       deps.metrics.rejected(name, le.type);
       if (err instanceof Refusal) reply.headers(err.headers);
@@ -93,7 +94,7 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: GatewayDeps): v
       const e = outcome.error!;
       return sendError(reply, errorFor(e.type, e.message, e.stack, checked.admin), requestId);
     } catch (err) {
-      const le = isLaminaError(err) ? err : new LaminaError('InternalError', (err as Error).message);
+      const le = isLaminaError(err) ? err : (databaseUnavailableError(err) ?? new LaminaError('InternalError', (err as Error).message));
       if (le.type === 'InternalError') deps.log.error({ err }, 'invoke failed');
       deps.metrics.rejected(name, le.type);
       const worker = (err as { worker?: string | null }).worker;

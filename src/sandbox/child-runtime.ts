@@ -113,7 +113,9 @@ export class ChildRuntimeSandbox implements Sandbox {
   }
 
   get alive(): boolean {
-    return !this.dead;
+    // On its way out (killed for a timeout, memory, a protocol breach, or stopped) is not alive:
+    // a call given to it now would only get the kill's reason, meant for another call.
+    return !this.dead && !this.destroying;
   }
 
   get pid(): number | undefined {
@@ -220,6 +222,7 @@ export class ChildRuntimeSandbox implements Sandbox {
 
   invoke(req: InvokeRequest): Promise<InvokeOutcome> {
     if (this.dead) return Promise.resolve(this.failure('SandboxCrashed', 'sandbox is not running', performance.now(), []));
+    if (this.destroying) return Promise.resolve(this.failure('SandboxCrashed', 'the sandbox is being stopped', performance.now(), []));
     return new Promise<InvokeOutcome>((resolve) => {
       const startedAt = performance.now();
       const call: PendingCall = {

@@ -50,6 +50,10 @@ export async function openPostgres(url: string, opts: PostgresOptions = {}): Pro
   // An idle client that loses its connection emits 'error' on the pool; without
   // a listener that would crash the process. The next query reconnects.
   pool.on('error', () => undefined);
+  // A client checked out but between queries (in a transaction) that loses its session (a server
+  // restart, pg_terminate_backend) emits 'error' on itself, not on the pool: without a listener that
+  // ends the process. Its next query fails, and the pool drops it when it is released.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   try {
     await sql`select 1`.execute(kysely);
