@@ -73,8 +73,23 @@ function fromRow(row: Selectable<InvocationsTable>): InvocationRecord {
   };
 }
 
+const COLUMNS = ['request_id', 'function', 'version', 'worker', 'instance', 'started_at', 'duration_ms', 'billed_ms', 'memory_mb', 'max_memory_mb', 'gb_seconds', 'cold', 'init_ms', 'status', 'status_code', 'logs', 'trigger'] as const;
+
+/**
+ * The embedded store's batch write: one statement prepared once, run per record in one
+ * transaction. Kysely would compile and prepare the INSERT anew for every batch, which
+ * was the largest share of the server's CPU under warm load (docs/benchmarks.md).
+ */
+function sqliteWriter(sqlite: NonNullable<Db['sqlite']>): (batch: InvocationRecord[]) => void {
+  const insert = sqlite.prepare(`INSERT INTO invocations (${COLUMNS.map((c) => `"${c}"`).join(', ')}) VALUES (${COLUMNS.map((c) => `@${c}`).join(', ')}) ON CONFLICT (request_id) DO NOTHING`);
+  return sqlite.transaction((batch: InvocationRecord[]) => {
+    for (const r of batch) insert.run(toRow(r));
+  });
+}
+
 export class InvocationStore implements MeterSink {
   private buffer: InvocationRecord[] = [];
+  private writeSqlite: ((batch: InvocationRecord[]) => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
 
@@ -102,6 +117,11 @@ export class InvocationStore implements MeterSink {
     const run = async () => {
       if (batch.length === 0) return;
       try {
+        // Not inside a transaction Kysely holds open across an await (it would become part of it): that one waits its turn below.
+        if (this.db.sqlite && !this.db.sqlite.inTransaction) {
+          this.writeSqlite ??= sqliteWriter(this.db.sqlite);
+          return this.writeSqlite(batch);
+        }
         await this.db.kysely.transaction().execute(async (tx) => {
           // SQLite caps bound parameters per statement; 16 columns x 50 rows stays well under it.
           for (let i = 0; i < batch.length; i += 50) {

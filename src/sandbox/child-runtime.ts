@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import { LaminaError } from '../errors.js';
 import { Channel, type RuntimeFrame } from './channel.js';
 import { ProtocolViolation } from './frames.js';
+import { busySampler, idleSampler } from './memory-sampler.js';
 import { VIOLATION } from './line-channel.js';
 import type { InvokeError, InvokeErrorType, InvokeOutcome, InvokeRequest, LoadSpec, ModuleKind, Sandbox, SandboxShape, SandboxStats, SandboxTier } from './types.js';
 
@@ -65,9 +66,6 @@ const versionKey = (spec: LoadSpec): string => `${spec.functionName}@${spec.func
 const MAX_LOG_BYTES = 64 * 1024;
 const READY_TIMEOUT_MS = 15_000;
 const MIN_LOAD_TIMEOUT_MS = 10_000;
-const MEMORY_SAMPLE_MS = 50;
-/** How often an idle sandbox with a userland memory cap is checked (timers run between calls too). */
-const IDLE_SAMPLE_MS = 250;
 /** How far below the worker's own measurement a runtime-reported duration may be. */
 const MAX_CLOCK_SKEW_MS = 5;
 
@@ -86,8 +84,13 @@ export class ChildRuntimeSandbox implements Sandbox {
   private ready!: Promise<void>;
   private loadWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
   private peakMemory = 0;
-  private sampler: NodeJS.Timeout | undefined;
-  private idleWatch: NodeJS.Timeout | undefined;
+  /** This sandbox's probe while it is in the shared sampler (calls in flight). */
+  private readonly probe = (): void => void this.sampleMemory();
+  private sampling = false;
+  private readonly idleProbe = (): void => {
+    if (this.pending.size === 0) void this.sampleMemory();
+  };
+  private idleWatching = false;
   private rssLimit = 0;
   private exited: Promise<void> | undefined;
   private cleaned: Promise<void> | undefined;
@@ -186,10 +189,8 @@ export class ChildRuntimeSandbox implements Sandbox {
     await this.sampleMemory();
     if (this.rssLimit > 0 && !this.dead) {
       // Code may allocate between calls (a timer): the cap holds while idle as well.
-      this.idleWatch = setInterval(() => {
-        if (this.pending.size === 0) void this.sampleMemory();
-      }, IDLE_SAMPLE_MS);
-      this.idleWatch.unref();
+      this.idleWatching = true;
+      idleSampler.add(this.idleProbe);
     }
   }
 
@@ -454,19 +455,21 @@ export class ChildRuntimeSandbox implements Sandbox {
   }
 
   private startSampler(): void {
-    if (this.sampler) return;
-    this.sampler = setInterval(() => void this.sampleMemory(), MEMORY_SAMPLE_MS);
+    if (this.sampling) return;
+    this.sampling = true;
+    busySampler.add(this.probe);
   }
 
   private stopSampler(): void {
-    if (this.sampler) clearInterval(this.sampler);
-    this.sampler = undefined;
+    if (!this.sampling) return;
+    this.sampling = false;
+    busySampler.delete(this.probe);
   }
 
   private stopWatchers(): void {
     this.stopSampler();
-    if (this.idleWatch) clearInterval(this.idleWatch);
-    this.idleWatch = undefined;
+    if (this.idleWatching) idleSampler.delete(this.idleProbe);
+    this.idleWatching = false;
   }
 
   private async sampleMemory(): Promise<void> {

@@ -44,8 +44,21 @@ export class LineChannel<In, Out> {
   send(frame: Out): void {
     if (this.closed) return;
     const line = JSON.stringify(frame) + '\n';
+    // Frames sent in the same tick leave in one write (writev): under load many calls
+    // share a channel (the isolate host's, an instance with instanceConcurrency > 1).
+    if (!this.corked) {
+      this.corked = true;
+      this.stream.cork();
+      process.nextTick(this.uncork);
+    }
     this.stream.write(line);
   }
+
+  private corked = false;
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.stream.uncork();
+  };
 
   close(reason: string): void {
     if (this.closed) return;

@@ -13,6 +13,8 @@ export type { Database, FunctionsTable, VersionsTable, InvocationsTable, CodeBlo
 export interface Db {
   readonly kysely: Kysely<Database>;
   readonly dialect: 'sqlite' | 'postgres';
+  /** The embedded store's better-sqlite3 handle, for a hot write that runs as one prepared statement (metering). */
+  readonly sqlite?: SQLite.Database;
   close(): Promise<void>;
 }
 
@@ -48,6 +50,7 @@ export async function openDatabase(dataDir: string): Promise<Db> {
   return {
     kysely,
     dialect: 'sqlite',
+    sqlite,
     async close() {
       if (closed) return;
       closed = true;

@@ -34,8 +34,8 @@ export function findFetch(mod: Record<string, unknown>): FetchTarget | undefined
   return undefined;
 }
 
-export function requestOf(url: string, ev: UrlEvent): Request {
-  const method = ev.requestContext?.http?.method ?? 'GET';
+/** A genuine undici Request for the event (what `requestOf` hands out once the handler needs one). */
+function buildRequest(url: string, method: string, ev: UrlEvent, body: Buffer | string | undefined): Request {
   const headers = new Headers();
   for (const [k, v] of Object.entries(ev.headers ?? {})) {
     try {
@@ -44,9 +44,69 @@ export function requestOf(url: string, ev: UrlEvent): Request {
       /* a header undici refuses (forbidden names are not, values were parsed by the HTTP server) */
     }
   }
+  return new Request(url, { method, headers, body, ...(body !== undefined ? { duplex: 'half' } : {}) } as RequestInit);
+}
+
+/** Reading the body the common way (text, json, arrayBuffer) needs no Request: these answer from the event. */
+const QUICK = new Set<PropertyKey>(['method', 'bodyUsed', 'text', 'json', 'arrayBuffer']);
+
+/**
+ * The handler's Request. Building an undici Request (Headers, an AbortSignal, a
+ * body stream) and reading its body back cost tens of microseconds, many times a
+ * JSON-mode call's whole runtime work (docs/benchmarks.md, "HTTP functions"). So the
+ * handler gets a proxy of Request.prototype (`instanceof Request` holds) that
+ * answers `method`, `bodyUsed` and one read of the body (`text`, `json`,
+ * `arrayBuffer`) from the event itself, and builds the real Request the first time
+ * anything else is touched (headers, url, body, clone, signal, `fetch(request)`...),
+ * delegating to it from then on; a body already read is then marked used there too.
+ */
+export function requestOf(url: string, ev: UrlEvent): Request {
+  const method = ev.requestContext?.http?.method ?? 'GET';
   const hasBody = ev.body !== undefined && method !== 'GET' && method !== 'HEAD';
   const body = hasBody ? (ev.isBase64Encoded ? Buffer.from(ev.body!, 'base64') : ev.body) : undefined;
-  return new Request(url, { method, headers, body, ...(hasBody ? { duplex: 'half' } : {}) } as RequestInit);
+  let real: Request | undefined;
+  let used = false;
+  const materialize = (): Request => {
+    if (real) return real;
+    real = buildRequest(url, method, ev, body);
+    // Read on the quick path: the real one says so too (cancelling marks its stream disturbed).
+    if (used) void real.body?.cancel().catch(() => undefined);
+    return real;
+  };
+  const take = (): Promise<Buffer> => {
+    if (used) return Promise.reject(new TypeError('Body is unusable: Body has already been read'));
+    if (body === undefined) return Promise.resolve(Buffer.alloc(0));
+    used = true;
+    return Promise.resolve(typeof body === 'string' ? Buffer.from(body) : body);
+  };
+  // UTF-8 decode as the Fetch standard does: invalid bytes become U+FFFD, a leading BOM is dropped.
+  const text = (): Promise<string> => take().then((b) => b.toString('utf8').replace(/^\uFEFF/, ''));
+  const quick: Record<string, unknown> = {
+    text,
+    json: () => text().then((t) => JSON.parse(t) as unknown),
+    arrayBuffer: () => take().then((b) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)),
+  };
+  return new Proxy(Object.create(Request.prototype) as Request, {
+    get(_target, prop) {
+      if (!real && QUICK.has(prop)) {
+        if (prop === 'method') return method;
+        if (prop === 'bodyUsed') return used;
+        return quick[prop as string];
+      }
+      const r = materialize();
+      const v: unknown = Reflect.get(r, prop, r);
+      // undici's methods check their receiver: call them on the real Request.
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(r) : v;
+    },
+    has: (_target, prop) => Reflect.has(materialize(), prop),
+    set: (_target, prop, value) => Reflect.set(materialize(), prop, value),
+    ownKeys: () => Reflect.ownKeys(materialize()),
+    getOwnPropertyDescriptor: (_target, prop) => {
+      const d = Reflect.getOwnPropertyDescriptor(materialize(), prop);
+      // A proxy may only report a non-configurable property its target has: report it configurable.
+      return d ? { ...d, configurable: true } : undefined;
+    },
+  });
 }
 
 /** The Response as the wire's response object; every Set-Cookie kept apart. */

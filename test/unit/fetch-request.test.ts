@@ -1,0 +1,46 @@
+// The Node runtime's Request for fetch handlers (src/runtime/node/fetch-call.ts):
+// a proxy that answers the common reads from the event and builds a real undici
+// Request for everything else must behave as a Request does.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { requestOf } from '../../src/runtime/node/fetch-call.js';
+
+const post = (body: string, extra: object = {}) => ({ headers: { 'content-type': 'application/json', 'x-a': 'b' }, requestContext: { http: { method: 'POST' } }, body, ...extra });
+
+test('the quick reads: method, text (BOM dropped), json, arrayBuffer of a base64 body, one read only', async () => {
+  const r = requestOf('http://localhost/run/f?x=1', post('\uFEFF{"hello":"world"}'));
+  assert.ok(r instanceof Request);
+  assert.equal(r.method, 'POST');
+  assert.equal(r.bodyUsed, false);
+  assert.equal(await r.text(), '{"hello":"world"}');
+  assert.equal(r.bodyUsed, true);
+  await assert.rejects(r.text(), TypeError);
+  // Touching anything else builds the real Request, which knows the body was read.
+  assert.equal(r.headers.get('x-a'), 'b');
+  assert.equal(r.url, 'http://localhost/run/f?x=1');
+  assert.equal(r.bodyUsed, true);
+  await assert.rejects(r.text(), TypeError);
+  assert.deepEqual(await requestOf('http://localhost/', post('{"a":[1]}')).json(), { a: [1] });
+  const bin = requestOf('http://localhost/', post('AAEC/w==', { isBase64Encoded: true }));
+  assert.deepEqual([...new Uint8Array(await bin.arrayBuffer())], [0, 1, 2, 255]);
+});
+
+test('everything else is a real Request: clone, signal, new Request(r), fetch-style use', async () => {
+  const r = requestOf('http://localhost/run/f', post('abc'));
+  const c = r.clone();
+  assert.equal(await c.text(), 'abc');
+  assert.equal(await r.text(), 'abc');
+  assert.equal(r.signal.aborted, false);
+  const copy = new Request(requestOf('http://localhost/run/g', post('xyz')));
+  assert.equal(copy.method, 'POST');
+  assert.equal(copy.url, 'http://localhost/run/g');
+  assert.equal(await copy.text(), 'xyz');
+  assert.ok('headers' in r);
+});
+
+test('a GET has no body: reading it gives nothing and does not use it', async () => {
+  const r = requestOf('http://localhost/', { headers: {}, requestContext: { http: { method: 'GET' } }, body: 'ignored' });
+  assert.equal(await r.text(), '');
+  assert.equal(r.bodyUsed, false);
+  assert.equal(r.body, null);
+});
