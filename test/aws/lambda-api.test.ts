@@ -213,7 +213,8 @@ export async function handler(event, context) {
     let rec: { body?: { status?: string; logs?: string } } = {};
     for (let i = 0; i < 200; i++) {
       rec = await call(`${s.url}/api/v1/invocations/${requestId}`, { headers: { authorization: `Bearer ${s.token}` } });
-      if (rec.body?.status) break;
+      // Queued, then Running, then its end: wait for the end.
+      if (rec.body?.status && rec.body.status !== 'Queued' && rec.body.status !== 'Running') break;
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal(rec.body?.status, 'Success');
