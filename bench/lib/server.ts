@@ -29,6 +29,12 @@ process.on('exit', () => {
 });
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
 
+/** Puts a process the bench started among those killed at its exit (servers started here are already). */
+export function killAtExit(child: ChildProcess): void {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+}
+
 /** Environment for servers: ours, less what would slow Node's start or leak settings in. */
 function serverEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env = { ...process.env, ...extra };

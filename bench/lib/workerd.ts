@@ -9,7 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Proc } from './server.js';
-import { sleep } from './server.js';
+import { killAtExit, sleep } from './server.js';
 
 const ECHO_WORKER = `export default {
   async fetch(request) {
@@ -73,6 +73,8 @@ export async function startWorkerd(): Promise<Proc> {
   writeFileSync(path.join(dir, 'config.capnp'), config(port, w.compatibilityDate));
   // Same scheduling terms as the other targets: not detached, no new session.
   const child = spawn(w.bin, ['serve', path.join(dir, 'config.capnp')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  // An interrupted bench must not leave workerd serving.
+  killAtExit(child);
   let out = '';
   child.stdout!.on('data', (b: Buffer) => (out = (out + b.toString()).slice(-4096)));
   child.stderr!.on('data', (b: Buffer) => (out = (out + b.toString()).slice(-4096)));
