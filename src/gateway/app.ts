@@ -1,6 +1,5 @@
 // The HTTP front of one node: invoke routes, the admin API, health and metrics.
 // Every error leaves as the contract's JSON shape with its status code.
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { registerConsoleApi, registerConsolePages } from '../console/routes.js';

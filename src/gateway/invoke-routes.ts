@@ -2,7 +2,6 @@
 // answered here without a call; every other request passes checkInvoke
 // (invoke-check.ts), then the Invoker runs the call and its answer is sent:
 // JSON for json mode, the function's own response for HTTP functions.
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { LaminaError, isLaminaError } from '../errors.js';
 import { newRequestId } from '../util/request-id.js';

@@ -5,7 +5,6 @@
 // queue, so every accepted event runs at least once. On PostgreSQL, claims
 // lock rows with FOR UPDATE SKIP LOCKED, so dispatchers on many workers never
 // take the same event and never wait for each other.
-import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { type Selectable, type Transaction } from 'kysely';
 import type { Database, Db } from '../store/db.js';
