@@ -44,12 +44,14 @@ export class LineChannel<In, Out> {
   send(frame: Out): void {
     if (this.closed) return;
     const line = JSON.stringify(frame) + '\n';
-    // Frames sent in the same tick leave in one write (writev): under load many calls
-    // share a channel (the isolate host's, an instance with instanceConcurrency > 1).
+    // Frames sent in the same turn of the event loop leave in one write (writev): under
+    // load many calls share a channel (the isolate host's, an instance with
+    // instanceConcurrency > 1), and the requests parsed in one turn share a kernel write.
+    // setImmediate runs after every I/O callback of the turn; nextTick would flush per callback.
     if (!this.corked) {
       this.corked = true;
       this.stream.cork();
-      process.nextTick(this.uncork);
+      setImmediate(this.uncork);
     }
     this.stream.write(line);
   }
