@@ -114,7 +114,7 @@ async function startLocked(config: ServerConfig, opts: StartOptions, log: pino.L
     await triggers?.stop();
     await worker.shutdown();
     await sandboxes.close();
-    await invocations.flush();
+    await invocations.close();
     await db.close();
     lock.release();
   };

@@ -116,7 +116,7 @@ export async function startWorkerNode(config: WorkerNodeConfig): Promise<Running
     cleanups.push(() => sandboxes.close());
     const chosen = sandboxes.tiers.find((t) => t.tier === sandboxes.defaultTier)!;
     const invocations = new InvocationStore(db, config.prices, config.billingGranularityMs, (m) => log.error(m));
-    cleanups.push(() => invocations.flush());
+    cleanups.push(() => invocations.close());
     const worker = new Worker(registry, sandboxes, invocations, workerOptions(config, id));
     cleanups.push(() => worker.shutdown());
 

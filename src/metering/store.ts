@@ -6,6 +6,7 @@ import type { Insertable, Selectable } from 'kysely';
 import type { InvocationsTable } from '../store/schema.js';
 import { cost, type Prices } from './billing.js';
 import type { InvocationRecord, MeterSink } from './types.js';
+import { ThreadWriter, type Row } from './writer-thread.js';
 
 const FLUSH_EVERY_MS = 200;
 const FLUSH_AT = 500;
@@ -80,8 +81,10 @@ const COLUMNS = ['request_id', 'function', 'version', 'worker', 'instance', 'sta
  * transaction. Kysely would compile and prepare the INSERT anew for every batch, which
  * was the largest share of the server's CPU under warm load (docs/benchmarks.md).
  */
+const INSERT_SQL = `INSERT INTO invocations (${COLUMNS.map((c) => `"${c}"`).join(', ')}) VALUES (${COLUMNS.map((c) => `@${c}`).join(', ')}) ON CONFLICT (request_id) DO NOTHING`;
+
 function sqliteWriter(sqlite: NonNullable<Db['sqlite']>): (batch: InvocationRecord[]) => void {
-  const insert = sqlite.prepare(`INSERT INTO invocations (${COLUMNS.map((c) => `"${c}"`).join(', ')}) VALUES (${COLUMNS.map((c) => `@${c}`).join(', ')}) ON CONFLICT (request_id) DO NOTHING`);
+  const insert = sqlite.prepare(INSERT_SQL);
   return sqlite.transaction((batch: InvocationRecord[]) => {
     for (const r of batch) insert.run(toRow(r));
   });
@@ -90,6 +93,8 @@ function sqliteWriter(sqlite: NonNullable<Db['sqlite']>): (batch: InvocationReco
 export class InvocationStore implements MeterSink {
   private buffer: InvocationRecord[] = [];
   private writeSqlite: ((batch: InvocationRecord[]) => void) | undefined;
+  /** A database file's batches go to a writer thread (writer-thread.ts); null once it failed or for `:memory:`. */
+  private thread: ThreadWriter | null | undefined;
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
 
@@ -119,6 +124,16 @@ export class InvocationStore implements MeterSink {
       try {
         // Not inside a transaction Kysely holds open across an await (it would become part of it): that one waits its turn below.
         if (this.db.sqlite && !this.db.sqlite.inTransaction) {
+          const thread = this.writerThread(this.db.sqlite);
+          if (thread) {
+            try {
+              return await thread.write(batch.map(toRow) as Row[]);
+            } catch (err) {
+              // A batch the thread could not commit is written here instead (ON CONFLICT keeps it once).
+              this.log(`metering: the writer thread failed (${(err as Error).message}); writing on the server's thread`);
+              if (!thread.usable) this.thread = null;
+            }
+          }
           this.writeSqlite ??= sqliteWriter(this.db.sqlite);
           return this.writeSqlite(batch);
         }
@@ -134,6 +149,26 @@ export class InvocationStore implements MeterSink {
     };
     this.flushing = this.flushing.then(run);
     return this.flushing;
+  }
+
+  /** Writes what is buffered and ends the writer thread. */
+  async close(): Promise<void> {
+    await this.flush();
+    const thread = this.thread;
+    this.thread = null;
+    await thread?.close();
+  }
+
+  private writerThread(sqlite: NonNullable<Db['sqlite']>): ThreadWriter | null {
+    if (this.thread === undefined) {
+      try {
+        this.thread = sqlite.memory ? null : new ThreadWriter(sqlite.name, INSERT_SQL);
+      } catch (err) {
+        this.log(`metering: no writer thread (${(err as Error).message}); writing on the server's thread`);
+        this.thread = null;
+      }
+    }
+    return this.thread;
   }
 
   async list(opts: { function?: string; limit: number; status?: string }): Promise<Omit<InvocationRecord, 'logs'>[]> {

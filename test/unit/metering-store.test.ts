@@ -1,6 +1,7 @@
 // The embedded store's batch write (one prepared statement in one transaction):
 // every field round-trips, a request id is recorded once, and a batch written
-// while Kysely holds a transaction open waits for it instead of joining it.
+// while Kysely holds a transaction open waits for it instead of joining it. A database
+// file is written by a writer thread, with the server thread as the fallback.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -8,6 +9,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { DEFAULT_PRICES } from '../../src/metering/billing.js';
 import { InvocationStore } from '../../src/metering/store.js';
+import { ThreadWriter } from '../../src/metering/writer-thread.js';
 import type { InvocationRecord } from '../../src/metering/types.js';
 import { openDatabase, type Db } from '../../src/store/db.js';
 
@@ -75,4 +77,56 @@ test('a batch written while a Kysely transaction is open is not part of it', asy
   await flushed;
   assert.equal(await store.get('in-tx'), undefined);
   assert.deepEqual(await store.get('c'), rec('c'));
+});
+
+test('a database file gets its batches written by a writer thread, which commits before flush resolves', async () => {
+  store.record(rec('t1'));
+  await store.flush();
+  const thread = (store as unknown as { thread: ThreadWriter | null }).thread;
+  assert.ok(thread instanceof ThreadWriter, 'a writer thread serves a database file');
+  assert.equal(thread.usable, true);
+  // Read on the server's own connection: the thread's commit is visible.
+  assert.deepEqual(await store.get('t1'), rec('t1'));
+});
+
+test('when the writer thread dies, batches are written on the server thread and nothing is lost', async () => {
+  const s = new InvocationStore(db, DEFAULT_PRICES, 1);
+  s.record(rec('d1'));
+  await s.flush();
+  const thread = (s as unknown as { thread: ThreadWriter }).thread;
+  await (thread as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+  assert.equal(thread.usable, false);
+  s.record(rec('d2'));
+  s.record(rec('d3'));
+  await s.flush();
+  assert.deepEqual(await s.get('d2'), rec('d2'));
+  assert.deepEqual(await s.get('d3'), rec('d3'));
+  await s.close();
+});
+
+test('the writer thread reports a batch that fails, keeps serving, and ends on close', async () => {
+  const w = new ThreadWriter(path.join(dir, 'lamina.db'), 'INSERT INTO invocations (request_id, function) VALUES (@id, @fn)');
+  // NOT NULL columns left out: the batch fails as a whole, the thread stays.
+  await assert.rejects(w.write([{ id: 'x1', fn: 'f' }]), /NOT NULL/);
+  assert.equal(w.usable, true);
+  await assert.rejects(w.write([{ id: 'x2', fn: 'f' }]), /NOT NULL/);
+  await w.close();
+  assert.equal(w.usable, false);
+  await assert.rejects(w.write([{ id: 'x3', fn: 'f' }]), /ended/);
+});
+
+test('a writer thread whose statement cannot be prepared is unusable, with the reason', async () => {
+  const w = new ThreadWriter(path.join(dir, 'lamina.db'), 'INSERT INTO no_such_table (a) VALUES (@a)');
+  await assert.rejects(w.write([{ a: 1 }]), /no such table|ended/);
+  assert.equal(w.usable, false);
+  await w.close();
+});
+
+test('close writes what is buffered and ends the thread', async () => {
+  const s = new InvocationStore(db, DEFAULT_PRICES, 1);
+  s.record(rec('c1'));
+  await s.flush();
+  s.record(rec('c2'));
+  await s.close();
+  assert.deepEqual(await store.get('c2'), rec('c2'));
 });
