@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import { LaminaError } from '../errors.js';
 import { Channel, type RuntimeFrame } from './channel.js';
 import { ProtocolViolation } from './frames.js';
-import { busySampler, idleSampler } from './memory-sampler.js';
+import { busySampler, idleSampler, peakSampler, type MemorySampler } from './memory-sampler.js';
 import { VIOLATION } from './line-channel.js';
 import type { InvokeError, InvokeErrorType, InvokeOutcome, InvokeRequest, LoadSpec, ModuleKind, Sandbox, SandboxShape, SandboxStats, SandboxTier } from './types.js';
 
@@ -454,16 +454,21 @@ export class ChildRuntimeSandbox implements Sandbox {
     return { ok: false, error, durationMs: performance.now() - startedAt, logs: logs.join(''), maxMemoryBytes: this.peakMemory };
   }
 
+  /** Without a userland cap the kernel enforces the limit, and sampling only refreshes the peak: slowly. */
+  private get sampler(): MemorySampler {
+    return this.rssLimit > 0 ? busySampler : peakSampler;
+  }
+
   private startSampler(): void {
     if (this.sampling) return;
     this.sampling = true;
-    busySampler.add(this.probe);
+    this.sampler.add(this.probe);
   }
 
   private stopSampler(): void {
     if (!this.sampling) return;
     this.sampling = false;
-    busySampler.delete(this.probe);
+    this.sampler.delete(this.probe);
   }
 
   private stopWatchers(): void {
