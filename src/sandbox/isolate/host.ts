@@ -41,6 +41,9 @@ interface Iso {
   /** Log bytes outside any call since the last call began. */
   looseLogBytes: number;
   last: IsoStats;
+  /** When the heap figures in `last` were read (performance.now()), and whether a read is under way. */
+  heapReadAt?: number;
+  heapReading?: boolean;
   /** Set when the host ended the isolate on purpose, so failures that follow are named by it. */
   death?: { kind: FailureKind; message: string };
 }
@@ -178,6 +181,28 @@ function end(iso: Iso, kind: FailureKind, message: string, quiet = false): void 
 }
 
 /** Heap numbers need the isolate idle (the async call waits for it); a busy one reports its last sample. */
+/** A call's heap figures are at most this old (ms): reading them is a hop to the isolate's thread. */
+const HEAP_READ_MS = 100;
+
+/**
+ * A finished call's stats, without waiting for a hop to the isolate's thread: CPU time now,
+ * the heap as last read. When that read is older than HEAP_READ_MS and the isolate is idle,
+ * a new one starts for the calls that follow. The heap cap itself is V8's (memoryLimit),
+ * not these figures, so their age only delays what the records report.
+ */
+function statsAfterCall(iso: Iso): IsoStats {
+  iso.last.cpuMs = Number(iso.isolate.cpuTime) / 1e6;
+  const stats = { ...iso.last };
+  if (!iso.heapReading && iso.inflight.size === 0 && !iso.death && performance.now() - (iso.heapReadAt ?? 0) >= HEAP_READ_MS) {
+    iso.heapReading = true;
+    void sample(iso).finally(() => {
+      iso.heapReading = false;
+      iso.heapReadAt = performance.now();
+    });
+  }
+  return stats;
+}
+
 async function sample(iso: Iso): Promise<IsoStats> {
   iso.last.cpuMs = Number(iso.isolate.cpuTime) / 1e6;
   if (iso.inflight.size > 0 || iso.death) return { ...iso.last };
@@ -277,6 +302,7 @@ async function compileUser(isolate: IVM.Isolate, code: string, filename: string)
 function sampleIdle(iso: Iso): IsoStats {
   const h = iso.isolate.getHeapStatisticsSync();
   iso.last = { used: h.used_heap_size + h.externally_allocated_size, peak: Math.max(iso.last.peak, h.used_heap_size + h.externally_allocated_size), cpuMs: Number(iso.isolate.cpuTime) / 1e6 };
+  iso.heapReadAt = performance.now();
   return { ...iso.last };
 }
 
@@ -335,8 +361,8 @@ async function invoke(f: InvokeFrame): Promise<void> {
   else void settleCall(iso, f.id);
   if (out[0] === 'o' || out[0] === 'O') {
     // The result text is the isolate's (user code may replace JSON.stringify): the server parses it as hostile.
-    if (Buffer.byteLength(out) - 1 > MAX_RESULT_BYTES) return send({ t: 'fail', q: f.q, kind: 'handler', message: `the handler's return value is over the cap of ${MAX_RESULT_BYTES} bytes`, stats: await sample(iso), ...(more ? { more } : {}) });
-    return send({ t: 'result', q: f.q, value: out.slice(1), stats: await sample(iso), ...(more ? { more } : {}) });
+    if (Buffer.byteLength(out) - 1 > MAX_RESULT_BYTES) return send({ t: 'fail', q: f.q, kind: 'handler', message: `the handler's return value is over the cap of ${MAX_RESULT_BYTES} bytes`, stats: statsAfterCall(iso), ...(more ? { more } : {}) });
+    return send({ t: 'result', q: f.q, value: out.slice(1), stats: statsAfterCall(iso), ...(more ? { more } : {}) });
   }
   if (out[0] !== 'e' && out[0] !== 'E') return badOutput(iso, f);
   let e: { name: string; message: string; stack?: string };
@@ -346,14 +372,14 @@ async function invoke(f: InvokeFrame): Promise<void> {
   } catch {
     return badOutput(iso, f);
   }
-  if (e.name === 'InvalidResponse') return send({ t: 'fail', q: f.q, kind: 'handler', type: 'InvalidResponse', message: e.message, stats: await sample(iso), ...(more ? { more } : {}) });
+  if (e.name === 'InvalidResponse') return send({ t: 'fail', q: f.q, kind: 'handler', type: 'InvalidResponse', message: e.message, stats: statsAfterCall(iso), ...(more ? { more } : {}) });
   if (e.name === 'RangeError' && /Array buffer allocation failed/.test(e.message)) {
     // An allocation the heap limit refused: the call failed for memory, as on the other tiers.
     const message = `the isolate exceeded its memory limit of ${iso.memoryBytes / 1048576} MB (${e.message})`;
     end(iso, 'memory', message, true);
     return send({ t: 'fail', q: f.q, kind: 'memory', message, stats: { ...iso.last, peak: iso.memoryBytes } });
   }
-  send({ t: 'fail', q: f.q, kind: 'handler', message: e.message, stack: e.stack, stats: await sample(iso), ...(more ? { more } : {}) });
+  send({ t: 'fail', q: f.q, kind: 'handler', message: e.message, stack: e.stack, stats: statsAfterCall(iso), ...(more ? { more } : {}) });
 }
 
 /** Waits out a call's waitUntil work (the backend bounds it by the call's deadline), then says so. */
