@@ -287,7 +287,10 @@ async function load(f: LoadFrame): Promise<void> {
     if (f.network !== NETWORK) throw new Error(`a ${f.network ? 'network' : 'no-network'} function was sent to a host of the other mode`);
     blank = takeBlank(memoryMb);
   } catch (err) {
-    return send({ t: 'fail', q: f.q, kind: 'crash', message: errorText(err) });
+    send({ t: 'fail', q: f.q, kind: 'crash', message: errorText(err) });
+    // Every request is answered, or the server would count the call as running here.
+    if (f.call) send({ t: 'ok', q: f.call.q });
+    return;
   }
   const { iso, context, boot } = blank;
   iso.id = f.iso;
@@ -303,6 +306,14 @@ async function load(f: LoadFrame): Promise<void> {
     const message = failureMessage(iso, kind, err);
     end(iso, kind, message, true);
     send({ t: 'fail', q: f.q, kind, message, stack: kind === 'handler' && err instanceof Error ? err.stack : undefined });
+    if (f.call) send({ t: 'ok', q: f.call.q });
+    return fillBlanks();
+  }
+  const c = f.call;
+  if (c) {
+    // The call was prepared for an event handler; a fetch handler's goes back to the server to be prepared anew.
+    if (iso.kind === 'handler') void invoke({ t: 'invoke', q: c.q, iso: f.iso, id: c.id, event: c.event, context: { ...c.context, deadlineMs: Date.now() + c.budgetMs }, ...(c.url !== undefined ? { url: c.url } : {}) });
+    else send({ t: 'ok', q: c.q });
   }
   // Only now: making a blank holds this thread for milliseconds, which the load must not wait for.
   fillBlanks();
