@@ -152,7 +152,8 @@ export class IsolateSandbox implements Sandbox, IsolateListener {
     this.instanceLogs = [];
     this.instanceLogBytes = 0;
     c.startedAt = performance.now();
-    c.timer = setTimeout(() => this.die('timeout', `the call exceeded its timeout of ${first.budgetMs} ms`, false), first.budgetMs);
+    const deadline = new Date(Date.now() + first.budgetMs).toISOString();
+    c.timer = setTimeout(() => this.die('timeout', `the call exceeded its timeout (deadline ${deadline})`, false), first.budgetMs);
     void first.reply.then((r) => this.settle(req!.requestId, r));
     return { outcome: first.outcome };
   }
