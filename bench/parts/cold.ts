@@ -23,7 +23,8 @@ export const cold: Part = async (o) => {
     for (const pool of [defaultPool, 0]) {
       let lamina;
       try {
-        lamina = await startLamina({ sandbox: tier, poolSize: pool });
+        // Cold starts are measured: no isolate loaded at deploy (LAMINA_ISOLATE_PRELOAD; the density part measures that).
+        lamina = await startLamina({ sandbox: tier, poolSize: pool, env: { LAMINA_ISOLATE_PRELOAD: '0' } });
       } catch (err) {
         notes.push(`tier ${tier} skipped: ${(err as Error).message}`);
         break;

@@ -54,9 +54,12 @@ export const density: Part = async (o) => {
   const notes: string[] = [];
   if (!o.tiers.includes('isolate')) return { rows, checks, notes: ['isolate tier not selected (--tiers)'] };
   // A host per function costs a Node process each (~40 MB): the baseline runs fewer functions.
+  // preload: an isolate of each version loaded at its deploy (LAMINA_ISOLATE_PRELOAD, the default);
+  // without it a first call is a cold start (the row that measures the load itself).
   const layouts = [
-    { perHost: DEFAULT_FUNCTIONS_PER_HOST, n: o.short ? 30 : 1000 },
-    { perHost: 1, n: o.short ? 6 : 60 },
+    { perHost: DEFAULT_FUNCTIONS_PER_HOST, preload: true, n: o.short ? 30 : 1000 },
+    { perHost: DEFAULT_FUNCTIONS_PER_HOST, preload: false, n: o.short ? 30 : 200 },
+    { perHost: 1, preload: false, n: o.short ? 6 : 60 },
   ];
   const archive = await packFunction(path.join(FUNCTIONS, 'noop'), { sandbox: 'isolate' });
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -68,6 +71,7 @@ export const density: Part = async (o) => {
         sandbox: 'isolate',
         env: {
           LAMINA_ISOLATE_FUNCTIONS_PER_HOST: String(layout.perHost),
+          LAMINA_ISOLATE_PRELOAD: layout.preload ? '1' : '0',
           // Budget for N warm 128 MB instances: the caps are reservations, density is what is measured here.
           LAMINA_MEMORY_BUDGET_MB: String(Math.max(layout.n * 256, 4096)),
         },
@@ -101,15 +105,18 @@ export const density: Part = async (o) => {
       const fillS = (performance.now() - t0) / 1000;
       // Every function once more: still warm (no cold start) after all were deployed.
       let stillWarm = 0;
+      const again: number[] = [];
       for (let i = 0; i < layout.n; i++) {
         const r = await request(`${lamina.url}/run/dense-${i}`, { body: '{}', agent });
         if (r.status === 200 && r.headers['x-lamina-cold-start'] === '0') stillWarm++;
+        again.push(r.ms);
       }
       await sleep(500);
       const full = treeMemory(lamina.pid);
       const f = summarize(first);
       const row = {
         perHost: layout.perHost,
+        preload: layout.preload ? 1 : 0,
         functions: layout.n,
         warm: stillWarm,
         errors,
@@ -119,6 +126,7 @@ export const density: Part = async (o) => {
         perFunctionMiB: (full.pssBytes - idle.pssBytes) / MiB / layout.n,
         firstP50: f.p50,
         firstP99: f.p99,
+        againP50: summarize(again).p50,
         coldConfirmed: cold,
         deployP50: summarize(deploy).p50,
         fillS,
@@ -130,17 +138,19 @@ export const density: Part = async (o) => {
     }
   }
   agent.destroy();
-  const shared = rows.find((r) => r.perHost !== 1);
+  const shared = rows.find((r) => r.perHost !== 1 && r.preload === 1);
   if (shared && !o.short) {
     checks.push({ aim: `1000 isolate functions warm at <= 5 MB PSS each (whole process tree)`, measured: `${fmt(shared.perFunctionMiB as number, 2)} MB with ${shared.warm} warm`, met: (shared.perFunctionMiB as number) <= 5 && shared.warm === 1000 });
     checks.push({ aim: 'first call of a new isolate function < 5 ms p50 (deploy excluded)', measured: `${fmt(shared.firstP50 as number, 2)} ms`, met: (shared.firstP50 as number) < 5 });
   }
   log(
     table(
-      ['functions/host', 'functions', 'still warm', 'errors', 'hosts', 'idle PSS MiB', 'full PSS MiB', 'PSS/function MiB', 'first call p50 ms', 'p99 ms', 'cold confirmed', 'deploy p50 ms', 'load avg 1m'],
-      rows.map((r) => [r.perHost, r.functions, r.warm, r.errors, r.hosts, r.idleMiB, r.fullMiB, r.perFunctionMiB, r.firstP50, r.firstP99, r.coldConfirmed, r.deployP50, r.load1] as number[]),
+      ['functions/host', 'preload', 'functions', 'still warm', 'errors', 'hosts', 'idle PSS MiB', 'full PSS MiB', 'PSS/function MiB', 'first call p50 ms', 'p99 ms', 'second call p50 ms', 'cold confirmed', 'deploy p50 ms', 'load avg 1m'],
+      rows.map((r) => [r.perHost, r.preload, r.functions, r.warm, r.errors, r.hosts, r.idleMiB, r.fullMiB, r.perFunctionMiB, r.firstP50, r.firstP99, r.againP50, r.coldConfirmed, r.deployP50, r.load1] as number[]),
     ),
   );
-  log('  (PSS of the server and all its descendants from /proc/<pid>/smaps_rollup; first call = client-side latency of the first call after each deploy, deploy not included)');
+  log('  (PSS of the server and all its descendants from /proc/<pid>/smaps_rollup; first call = client-side latency of the first call after each deploy, deploy not included;');
+  log('   second call = each function called again once all were deployed (warm); preload 1: the deploy loaded an isolate before');
+  log('   answering, so "cold confirmed" counts first calls that still waited for one)');
   return { rows, checks, notes };
 };

@@ -59,6 +59,8 @@ export async function registerAdminRoutes(app: FastifyInstance, deps: GatewayDep
     const body = req.body;
     if (!Buffer.isBuffer(body) || body.length === 0) throw new LaminaError('BadRequest', 'the request body must be the function directory as a .tar.gz archive');
     const fv = await deps.registry.deployArchive(body, req.params.name, { validate: deps.checkManifest });
+    // Where the node loads new versions ahead (isolates), the answer waits for it (bounded): a call right after is warm.
+    await deps.worker.whenStartedAhead?.(fv.name, fv.version);
     return reply.code(201).send(versionView(fv));
   });
 

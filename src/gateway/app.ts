@@ -37,6 +37,8 @@ export interface Invoker {
   stats(): WorkerStats;
   /** Live instances of one function with their sandboxes' readings (memory, CPU, paused), where the invoker holds them. */
   instances?(name: string): Promise<InstanceView[]>;
+  /** Where the invoker starts an instance of a new version at its deploy: resolves once it is ready or gave up (bounded). */
+  whenStartedAhead?(name: string, version: number): Promise<void>;
 }
 
 export interface GatewayDeps {

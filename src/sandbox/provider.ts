@@ -15,6 +15,8 @@ export interface ProviderOptions {
   log: (msg: string) => void;
   /** Preloaded sandboxes per function version with installed dependencies (default LAMINA_PRELOAD, else 1; 0 turns preloading off). */
   preloadSize?: number;
+  /** Load an isolate of each newly deployed isolate-tier version at once (default LAMINA_ISOLATE_PRELOAD, else on; off with the pool off). */
+  isolatePreload?: boolean;
 }
 
 export interface TierStatus {
@@ -30,6 +32,7 @@ export class SandboxProvider {
     readonly tiers: TierStatus[],
     private readonly runDir: RunDir,
     private readonly log: (msg: string) => void,
+    private readonly isolatePreload: boolean,
   ) {}
 
   static async create(opts: ProviderOptions): Promise<SandboxProvider> {
@@ -60,7 +63,8 @@ export class SandboxProvider {
       const why = tiers.find((t) => t.tier === opts.tier)?.reason ?? 'no tier is available';
       throw new Error(`sandbox tier "${opts.tier}" is not available on this machine: ${why}`);
     }
-    const provider = new SandboxProvider(chosen, tiers, runDir, opts.log);
+    const isolatePreload = opts.poolSize > 0 && (opts.isolatePreload ?? isolatePreloadFromEnv());
+    const provider = new SandboxProvider(chosen, tiers, runDir, opts.log, isolatePreload);
     provider.retireReaper = startReaper(runDir.root);
     const warm: SandboxShape[] = [{ runtime: 'node', memoryMb: 128, network: false }];
     for (const [tier, backend] of backends) {
@@ -113,6 +117,15 @@ export class SandboxProvider {
     this.pools.get(this.tierFor(m))!.preload({ runtime: m.runtime, memoryMb: m.memoryMb, network: m.network }, spec);
   }
 
+  /**
+   * Whether a newly deployed version gets an instance loaded at once (the worker
+   * starts it ahead of any call): isolate-tier functions, ~1.5 MB each, unless
+   * LAMINA_ISOLATE_PRELOAD=0. The other tiers' instances cost a process each.
+   */
+  loadsAhead(m: Pick<Manifest, 'sandbox' | 'runtime'>): boolean {
+    return this.isolatePreload && this.check(m) === undefined && this.tierFor(m) === 'isolate';
+  }
+
   /** A function was deleted: drop its preloaded sandboxes. */
   forget(functionName: string): void {
     for (const p of this.pools.values()) p.forget(functionName);
@@ -140,4 +153,11 @@ function preloadFromEnv(): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0) throw new Error(`LAMINA_PRELOAD must be a non-negative integer (got "${raw}")`);
   return n;
+}
+
+function isolatePreloadFromEnv(): boolean {
+  const raw = process.env.LAMINA_ISOLATE_PRELOAD;
+  if (raw === undefined || raw === '' || raw === '1') return true;
+  if (raw === '0') return false;
+  throw new Error(`LAMINA_ISOLATE_PRELOAD must be 0 or 1 (got "${raw}")`);
 }

@@ -60,6 +60,38 @@ export class SafeSandbox implements Sandbox {
     });
   }
 
+  /** Whether the tier can take a first call along with the load (loadWithCall). */
+  get canLoadWithCall(): boolean {
+    return typeof this.inner.loadWithCall === 'function';
+  }
+
+  /** `load` with the first call along (Sandbox.loadWithCall); serialized as a load, the call counted as in flight until it ends. */
+  loadWithCall(spec: LoadSpec, req: InvokeRequest): Promise<{ outcome: Promise<InvokeOutcome> } | undefined> {
+    const inner = this.inner;
+    if (!inner.loadWithCall) return Promise.reject(new Error('this sandbox cannot take a call with its load'));
+    this.inflight++;
+    const loaded = this.serial(async () => {
+      if (!this.alive) throw new LaminaError('SandboxCrashed', `the sandbox is dead${this.deathReason ? ` (${this.deathReason})` : ''}`);
+      try {
+        return await inner.loadWithCall!(spec, req);
+      } catch (err) {
+        await this.kill(`load failed: ${(err as Error).message}`, false);
+        throw err;
+      }
+    });
+    return loaded.then(
+      (running) => {
+        if (!running) this.inflight--;
+        else void running.outcome.finally(() => this.inflight--);
+        return running;
+      },
+      (err: unknown) => {
+        this.inflight--;
+        throw err;
+      },
+    );
+  }
+
   async preload(spec: LoadSpec): Promise<void> {
     const inner = this.inner;
     if (!inner.preload) throw new Error('this sandbox cannot preload');

@@ -103,6 +103,17 @@ export interface Sandbox {
   /** Specializes a generic sandbox with one function version. Called once. Rejects with an Error whose message says why. */
   load(spec: LoadSpec): Promise<void>;
   /**
+   * Optional (the isolate tier): `load` with the first call sent along, one
+   * exchange with the sandbox instead of two. `req` was prepared for an event
+   * handler (a module's kind is only known once loaded): when the module turns out
+   * to be a fetch handler the call is not run and the promise resolves to
+   * undefined, as it does when the event cannot be sent; the caller then prepares
+   * and sends it with `invoke`. Rejects as `load` does (the call did not run).
+   * Otherwise resolves once loaded, with the call running: `outcome` (never
+   * rejecting) as from invoke, its duration and deadline counted from the load's end.
+   */
+  loadWithCall?(spec: LoadSpec, req: InvokeRequest): Promise<{ outcome: Promise<InvokeOutcome> } | undefined>;
+  /**
    * Optional (tiers that run the node runtime): imports `spec`'s installed
    * dependencies ahead of `load` (with its environment), so a later `load` of
    * the same spec finds them in the module cache. Rejects (the sandbox is then

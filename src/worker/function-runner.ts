@@ -7,7 +7,7 @@ import type { InvocationRecord, InvocationStatus } from '../metering/types.js';
 import { finishLogs } from '../metering/report.js';
 import type { FunctionVersion } from '../registry/types.js';
 import { safe, type SafeSandbox } from '../sandbox/safe-sandbox.js';
-import type { InvokeOutcome, LoadSpec, Sandbox } from '../sandbox/types.js';
+import type { InvokeOutcome, InvokeRequest, LoadSpec, Sandbox } from '../sandbox/types.js';
 import { prepareCall, readAnswer, type PreparedCall } from '../http/prepare.js';
 import type { HttpResponse } from '../http/response.js';
 import { Instance } from './instance.js';
@@ -48,6 +48,8 @@ export interface RunnerDeps {
   acquire(fv: FunctionVersion): Promise<Sandbox>;
   /** Reserves memory for a new instance, evicting or waiting as the worker sees fit. */
   reserveMemory(mb: number): Promise<boolean>;
+  /** Reserves memory only if it is free now: no eviction, no wait (instances started ahead of any call). */
+  reserveFreeMemory(mb: number): boolean;
   releaseMemory(mb: number): void;
   /** Called when an instance turns idle; the worker may take it for memory. Returns true if it did. */
   offerIdle(runner: FunctionRunner, inst: Instance): boolean;
@@ -56,6 +58,16 @@ export interface RunnerDeps {
 
 /** Starts tried for the calls waiting before they fail with the start's error. */
 const MAX_START_ATTEMPTS = 3;
+
+/** A call prepared for its instance and counted in (FunctionRunner.begin). */
+interface BegunCall {
+  requestId: string;
+  opts: InvokeOptions | undefined;
+  call: PreparedCall;
+  cold: boolean;
+  startedAt: number;
+  req: InvokeRequest;
+}
 
 interface QueuedCall {
   requestId: string;
@@ -69,6 +81,7 @@ export class FunctionRunner {
   readonly instances = new Set<Instance>();
   private queue: QueuedCall[] = [];
   private removed = false;
+  private stopping = false;
   /** Instance starts that failed in a row (not for the function's own fault). */
   private startFailures = 0;
 
@@ -112,6 +125,17 @@ export class FunctionRunner {
     for (const inst of this.instances) if (inst.inflight === 0) this.retire(inst);
   }
 
+  /**
+   * Starts one instance of the current version before any call asks for it (the
+   * isolate tier's preload at deploy), unless one is live already or memory is
+   * not free without evicting anything. Resolves once it is ready or gave up.
+   */
+  startAhead(): Promise<void> {
+    if (this.removed || this.stopping) return Promise.resolve();
+    for (const inst of this.instances) if (inst.version === this.version) return Promise.resolve();
+    return this.startInstance(true);
+  }
+
   /** Retires instances idle for longer than keepAliveMs. */
   reap(now: number, keepAliveMs: number): void {
     for (const inst of this.instances) if (inst.idle && now - inst.lastUsed > keepAliveMs) this.retire(inst);
@@ -143,6 +167,7 @@ export class FunctionRunner {
   }
 
   async shutdown(): Promise<void> {
+    this.stopping = true;
     for (const c of this.queue.splice(0)) c.reject(new LaminaError('ServiceUnavailable', 'the worker is shutting down'));
     await Promise.all([...this.instances].map((i) => this.retire(i)));
   }
@@ -175,7 +200,8 @@ export class FunctionRunner {
     for (const inst of this.instances) {
       if (inst.version !== this.version) continue;
       live++;
-      if (inst.state === 'starting') startingSlots += m.instanceConcurrency;
+      // A starting instance may already carry a call (sent with its load): that slot is taken.
+      if (inst.state === 'starting') startingSlots += m.instanceConcurrency - inst.inflight;
     }
     while (this.queue.length > startingSlots && live < m.concurrency) {
       void this.startInstance();
@@ -184,12 +210,19 @@ export class FunctionRunner {
     }
   }
 
-  private async startInstance(): Promise<void> {
+  private async startInstance(ahead = false): Promise<void> {
     const fv = this.version;
     const inst = new Instance(fv);
+    inst.startedAhead = ahead;
     this.instances.add(inst);
     const started = performance.now();
-    const reserved = await this.deps.reserveMemory(fv.manifest.memoryMb);
+    if (ahead && !this.deps.reserveFreeMemory(fv.manifest.memoryMb)) {
+      // A start nobody waits for never takes memory from warm instances or from calls waiting for it.
+      inst.state = 'dead';
+      this.instances.delete(inst);
+      return;
+    }
+    const reserved = ahead || (await this.deps.reserveMemory(fv.manifest.memoryMb));
     if (reserved) inst.reservedMb = fv.manifest.memoryMb;
     if (inst.state === 'dead') {
       // Retired (function deleted, worker stopping) while waiting for memory.
@@ -206,6 +239,9 @@ export class FunctionRunner {
       return;
     }
     let sandbox: SafeSandbox | undefined;
+    let first: QueuedCall | undefined;
+    let begun: BegunCall | undefined;
+    let firstOutcome: Promise<InvokeOutcome> | undefined;
     try {
       sandbox = safe(await this.deps.acquire(fv));
       if (inst.isDead()) {
@@ -213,7 +249,27 @@ export class FunctionRunner {
         return;
       }
       inst.sandbox = sandbox;
-      await sandbox.load(loadSpecOf(fv));
+      // The first waiting call goes along with the load where the tier can: one exchange fewer.
+      first = sandbox.canLoadWithCall ? this.queue.shift() : undefined;
+      if (first) {
+        try {
+          begun = this.begin(inst, first.requestId, first.event, first.opts, true);
+        } catch (err) {
+          first.reject(err);
+          first = undefined;
+        }
+      }
+      if (first && begun) {
+        firstOutcome = (await sandbox.loadWithCall(loadSpecOf(fv), begun.req).catch((err: unknown) => {
+          // Not run: the call waits again, and gets the load's error with the others (or a retried start).
+          this.unbegin(inst);
+          this.requeue(first!);
+          first = undefined;
+          throw err;
+        }))?.outcome;
+      } else {
+        await sandbox.load(loadSpecOf(fv));
+      }
     } catch (err) {
       await this.retire(inst);
       await sandbox?.destroy();
@@ -230,14 +286,36 @@ export class FunctionRunner {
       return;
     }
     this.startFailures = 0;
-    if (inst.isDead()) return;
     inst.initMs = performance.now() - started;
+    if (first && begun) {
+      if (firstOutcome) {
+        // Recorded (with initMs) and released like any call; on a dead instance it fails as one.
+        const c = first;
+        this.complete(inst, begun, firstOutcome).then(c.resolve, c.reject);
+      } else {
+        // Not run (a fetch handler): prepared anew and sent on its own below.
+        this.unbegin(inst);
+        this.requeue(first);
+      }
+    }
+    if (inst.isDead()) {
+      this.scale();
+      return;
+    }
     inst.state = 'ready';
+    inst.lastUsed = Date.now();
     sandbox.onDeath(() => {
       void this.retire(inst);
       this.scale();
     });
     this.drain(inst);
+  }
+
+  /** A call taken for a start that did not run it goes back to the head of the queue (or fails: function deleted). */
+  private requeue(c: QueuedCall): void {
+    if (this.removed) c.reject(new LaminaError('FunctionNotFound', `function "${this.name}" was deleted`));
+    else if (this.stopping) c.reject(new LaminaError('ServiceUnavailable', 'the worker is shutting down'));
+    else this.queue.unshift(c);
   }
 
   private failQueue(err: LaminaError): void {
@@ -253,7 +331,7 @@ export class FunctionRunner {
     }
     while (inst.hasRoom() && this.queue.length > 0) {
       const c = this.queue.shift()!;
-      this.run(inst, c.requestId, c.event, c.opts).then(c.resolve, c.reject);
+      this.run(inst, c.requestId, c.event, c.opts, true).then(c.resolve, c.reject);
     }
     if (inst.inflight === 0) {
       if (this.deps.offerIdle(this, inst)) return;
@@ -272,25 +350,48 @@ export class FunctionRunner {
     }, this.deps.pauseAfterMs);
   }
 
-  private async run(inst: Instance, requestId: string, event: unknown, opts: InvokeOptions | undefined): Promise<CallResult> {
-    const sandbox = inst.sandbox!;
-    const fv = inst.version;
-    // Only now is the module's kind known (fetch handler or not): see src/http/prepare.ts.
-    let call: PreparedCall;
+  /** `queued`: the call waited for an instance (to start, or to have room). */
+  private run(inst: Instance, requestId: string, event: unknown, opts: InvokeOptions | undefined, queued = false): Promise<CallResult> {
+    let begun: BegunCall;
     try {
-      call = prepareCall(fv.manifest, sandbox.kind, requestId, event, opts?.http);
+      begun = this.begin(inst, requestId, event, opts, queued);
     } catch (err) {
       return Promise.reject(err);
     }
+    return this.complete(inst, begun, inst.sandbox!.invoke(begun.req));
+  }
+
+  /** Prepares a call for its instance and counts it in; throws (nothing counted) when the call is refused (400). */
+  private begin(inst: Instance, requestId: string, event: unknown, opts: InvokeOptions | undefined, queued: boolean): BegunCall {
+    const fv = inst.version;
+    // The module's kind (fetch handler or not) is known once loaded; before (a call sent with the
+    // load) it is taken for an event handler, and a fetch handler's call is prepared again: src/http/prepare.ts.
+    const call = prepareCall(fv.manifest, inst.sandbox!.kind, requestId, event, opts?.http);
     inst.inflight++;
     inst.calls++;
-    const cold = inst.calls === 1;
+    // A cold start is a call that waited for its instance to start. An instance started ahead
+    // (at deploy) that was ready when the call came costs the caller nothing: warm. A call that
+    // queued while it was still starting did wait for it: cold.
+    const cold = inst.calls === 1 && (!inst.startedAhead || queued);
     clearTimeout(inst.pauseTimer);
     inst.pauseTimer = undefined;
     const startedAt = Date.now();
+    const req: InvokeRequest = { requestId, event: call.event, deadlineMs: startedAt + fv.manifest.timeoutMs, coldStart: cold, ...(call.http ? { http: call.http } : {}) };
+    return { requestId, opts, call, cold, startedAt, req };
+  }
+
+  /** Takes back a begun call that was not run (a load that failed, a fetch handler's first call): it is not counted. */
+  private unbegin(inst: Instance): void {
+    inst.inflight--;
+    inst.calls--;
+  }
+
+  /** Waits for a begun call's outcome, records it and frees its slot. */
+  private async complete(inst: Instance, begun: BegunCall, pending: Promise<InvokeOutcome>): Promise<CallResult> {
+    const { requestId, opts, call, cold, startedAt } = begun;
     let outcome: InvokeOutcome;
     try {
-      outcome = await sandbox.invoke({ requestId, event: call.event, deadlineMs: startedAt + fv.manifest.timeoutMs, coldStart: cold, ...(call.http ? { http: call.http } : {}) });
+      outcome = await pending;
     } catch (err) {
       // The sandbox did not answer: the slot is given back and the instance goes, with its memory.
       await this.release(inst, undefined, true);

@@ -18,6 +18,8 @@ export class Instance {
   reservedMb = 0;
   /** Time spent specializing the sandbox (ms). */
   initMs = 0;
+  /** Started at deploy, before any call asked for it (isolate preload): a call that finds it ready is not a cold start. */
+  startedAhead = false;
   /** Set while a pause is pending, so a new call can cancel it. */
   pauseTimer: NodeJS.Timeout | undefined;
 

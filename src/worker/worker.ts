@@ -30,7 +30,12 @@ export interface SandboxSource {
   preload?(m: FunctionVersion['manifest'], spec: LoadSpec): void;
   /** A function was deleted: drop what was preloaded for it. */
   forget?(name: string): void;
+  /** Whether a newly deployed version gets an instance started at once, before any call (the isolate tier's preload). */
+  loadsAhead?(m: FunctionVersion['manifest']): boolean;
 }
+
+/** Longest a deploy waits for its version's instance started ahead; a slower start goes on in the background. */
+export const AHEAD_WAIT_MS = 2000;
 
 export interface WorkerOptions {
   id: string;
@@ -86,6 +91,8 @@ export class Worker {
   private budget: MemoryBudget;
   private reaper: NodeJS.Timeout;
   private stopping = false;
+  /** Instances being started ahead of any call, by "name@version". */
+  private ahead = new Map<string, Promise<void>>();
 
   constructor(
     private readonly catalog: FunctionCatalog,
@@ -97,6 +104,7 @@ export class Worker {
     catalog.on('deployed', (fv) => {
       this.runners.get(fv.name)?.update(fv);
       if (fv.packagesHash) sandboxes.preload?.(fv.manifest, loadSpecOf(fv));
+      if (sandboxes.loadsAhead?.(fv.manifest)) this.startAhead(fv);
     });
     catalog.on('removed', (name) => {
       this.runners.get(name)?.remove();
@@ -120,16 +128,46 @@ export class Worker {
     const fv = this.catalog.current(name);
     if (!fv) return Promise.reject(new LaminaError('FunctionNotFound', `function "${name}" does not exist`));
     if (opts?.version !== undefined && opts.version !== fv.version) return this.invokePinned(name, opts.version, requestId, event);
-    let runner = this.runners.get(name);
+    return this.runnerFor(fv).invoke(requestId, event, opts);
+  }
+
+  /**
+   * Resolves once the instance started ahead for this version (at its deploy) is
+   * ready or gave up, or after AHEAD_WAIT_MS; at once when there is none. A deploy
+   * waits for it, so a call right after the deploy finds the function warm.
+   */
+  async whenStartedAhead(name: string, version: number): Promise<void> {
+    const p = this.ahead.get(`${name}@${version}`);
+    if (!p) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, AHEAD_WAIT_MS)))]);
+    clearTimeout(timer);
+  }
+
+  /** The runner of the current version `fv` of a function. */
+  private runnerFor(fv: FunctionVersion): FunctionRunner {
+    let runner = this.runners.get(fv.name);
     if (!runner || runner.version.version > fv.version) {
       // A runner left over from a deleted function of the same name: start afresh.
       if (runner) runner.remove();
       runner = new FunctionRunner(fv, this.runnerDeps());
-      this.runners.set(name, runner);
+      this.runners.set(fv.name, runner);
     } else if (runner.version.version < fv.version) {
       runner.update(fv);
     }
-    return runner.invoke(requestId, event, opts);
+    return runner;
+  }
+
+  /** A new version was deployed: one instance of it starts now, so its first call is warm (the tier decides: loadsAhead). */
+  private startAhead(fv: FunctionVersion): void {
+    if (this.stopping || this.catalog.current(fv.name)?.version !== fv.version) return;
+    const key = `${fv.name}@${fv.version}`;
+    // Failures are the first call's to report (it starts its own instance and gets the error).
+    const p = this.runnerFor(fv).startAhead().catch(() => undefined);
+    this.ahead.set(key, p);
+    void p.finally(() => {
+      if (this.ahead.get(key) === p) this.ahead.delete(key);
+    });
   }
 
   /** A call to a stored version that is not the current one: its own runner, kept while it has instances. */
@@ -192,6 +230,7 @@ export class Worker {
       pauseAfterMs: this.opts.pauseAfterMs,
       acquire: (fv: FunctionVersion) => this.sandboxes.acquire(fv.manifest, loadSpecOf(fv)),
       reserveMemory: (mb: number) => this.reserveMemory(mb),
+      reserveFreeMemory: (mb: number) => this.budget.waiting === 0 && this.budget.tryReserve(mb),
       releaseMemory: (mb: number) => this.budget.release(mb),
       offerIdle: (runner: FunctionRunner, inst: Instance) => {
         // Someone is waiting for memory: an instance with nothing to do gives way.

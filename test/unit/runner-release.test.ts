@@ -75,6 +75,7 @@ function runnerWith(faults: Faults, pauseAfterMs = -1): { runner: FunctionRunner
       return sb;
     },
     reserveMemory: async (mb) => budget.tryReserve(mb),
+    reserveFreeMemory: (mb) => budget.tryReserve(mb),
     releaseMemory: (mb) => budget.release(mb),
     offerIdle: () => false,
     record: () => undefined,

@@ -66,7 +66,10 @@ export async function deployZip(deps: AwsDeps, name: string, zip: Buffer, cfg: A
     if (cfg.env !== undefined) manifest.env = cfg.env;
     // Python's default entry f.py has no fixed handler name: the manifest now names both.
     await fs.writeFile(path.join(root, 'lamina.json'), JSON.stringify(manifest));
-    return await deps.registry.deployDir(root, { name, validate: deps.checkManifest });
+    const fv = await deps.registry.deployDir(root, { name, validate: deps.checkManifest });
+    // As the admin deploy: where the node loads new versions ahead (isolates), answer once it did (bounded).
+    await deps.worker.whenStartedAhead?.(fv.name, fv.version);
+    return fv;
   } finally {
     await removeTree(tmp);
   }

@@ -18,7 +18,7 @@ export interface AsyncCall {
 export interface AwsDeps {
   registry: Registry;
   versions: VersionStore;
-  worker: { readonly id: string; invoke(name: string, requestId: string, event: unknown, opts?: InvokeOptions): Promise<CallResult> };
+  worker: { readonly id: string; invoke(name: string, requestId: string, event: unknown, opts?: InvokeOptions): Promise<CallResult>; whenStartedAhead?(name: string, version: number): Promise<void> };
   metrics: Metrics;
   token: string;
   payloadLimitBytes: number;

@@ -124,25 +124,43 @@ export class HostProcess {
     return this.isolates.size;
   }
 
-  /** Sends a request; a dead host answers every request with why it died. */
-  request(frame: Request): Promise<Reply> {
-    if (this.death) return Promise.resolve({ t: 'fail', q: -1, ...this.death });
+  /**
+   * Sends a request; a dead host answers every request with why it died. A load
+   * with its first call along (`frame.call`) gets two replies: the load's (returned)
+   * and the call's (`onCallReply`), each on its own `q`.
+   */
+  request(frame: Request, onCallReply?: (r: Reply) => void): Promise<Reply> {
+    if (this.death) {
+      onCallReply?.({ t: 'fail', q: -1, ...this.death });
+      return Promise.resolve({ t: 'fail', q: -1, ...this.death });
+    }
     if (frame.t === 'load' && this.cg) {
       // Room for the new isolate first, then its load.
       this.isolateBytes.set(frame.iso, (frame.memoryMb + ISOLATE_SLACK_MB) * MiB);
-      return this.applyMemoryLimit().then(() => this.send(frame));
+      return this.applyMemoryLimit().then(() => this.send(frame, onCallReply));
     }
-    return this.send(frame);
+    return this.send(frame, onCallReply);
   }
 
-  private send(frame: Request): Promise<Reply> {
-    if (this.death) return Promise.resolve({ t: 'fail', q: -1, ...this.death });
+  private send(frame: Request, onCallReply?: (r: Reply) => void): Promise<Reply> {
+    if (this.death) {
+      onCallReply?.({ t: 'fail', q: -1, ...this.death });
+      return Promise.resolve({ t: 'fail', q: -1, ...this.death });
+    }
     const q = ++this.seq;
     if (frame.t === 'load' || frame.t === 'invoke') this.inFlight.set(q, frame.iso);
     if (frame.t === 'invoke') this.callIdOf.set(q, frame.id);
+    let out = frame as BackendFrame;
+    if (frame.t === 'load' && frame.call && onCallReply) {
+      const cq = ++this.seq;
+      this.inFlight.set(cq, frame.iso);
+      this.callIdOf.set(cq, frame.call.id);
+      this.replies.set(cq, onCallReply);
+      out = { ...frame, call: { ...frame.call, q: cq } } as BackendFrame;
+    }
     return new Promise((resolve) => {
       this.replies.set(q, resolve);
-      this.channel.send({ ...frame, q } as BackendFrame);
+      this.channel.send({ ...out, q } as BackendFrame);
     });
   }
 

@@ -72,7 +72,11 @@ const CODE_CACHE_MAX = 256;
 const SYNC_COMPILE_MAX = 256 * 1024;
 const codeCache = new Map<string, IVM.ExternalCopy<ArrayBuffer>>();
 const channel = new LineChannel<BackendFrame, HostFrame>(new net.Socket({ fd: 3, readable: true, writable: true }), onFrame, () => process.exit(0));
-const send = (f: HostFrame) => channel.send(f);
+const send = (f: HostFrame) => {
+  // Quiet (for making blanks) means no frame in or out: a first call often follows its load's answer at once.
+  lastFrameAt = performance.now();
+  channel.send(f);
+};
 
 function urlParts(u: URL): string {
   return JSON.stringify(Object.fromEntries(URL_PARTS.map((p) => [p, u[p]])));
@@ -250,6 +254,12 @@ const QUIET_MS = 20;
 const FILL_WAIT_MS = 500;
 let fillWanted = 0;
 
+/** Whether some isolate here is running a call (making a blank would hold up its answer). */
+function callsInFlight(): boolean {
+  for (const iso of isos.values()) if (iso.inflight.size > 0) return true;
+  return false;
+}
+
 /**
  * Tops the blanks up once the host has been quiet for a moment: making one holds
  * this thread for milliseconds, which a call or a load arriving must not wait for.
@@ -259,11 +269,12 @@ function fillBlanks(): void {
   filling = true;
   fillWanted ||= performance.now();
   const now = performance.now();
-  const wait = Math.max(0, lastFrameAt + QUIET_MS - now);
+  const wait = callsInFlight() ? QUIET_MS : Math.max(0, lastFrameAt + QUIET_MS - now);
   setTimeout(() => {
     filling = false;
     if (readyFor(blankMb) >= BLANKS) return void (fillWanted = 0);
-    if (performance.now() - lastFrameAt < QUIET_MS && performance.now() - fillWanted < FILL_WAIT_MS) return fillBlanks();
+    const busy = performance.now() - lastFrameAt < QUIET_MS || callsInFlight();
+    if (busy && performance.now() - fillWanted < FILL_WAIT_MS) return fillBlanks();
     fillWanted = 0;
     try {
       blanks.push(makeBlank(blankMb));
@@ -313,7 +324,10 @@ async function load(f: LoadFrame): Promise<void> {
     if (f.network !== NETWORK) throw new Error(`a ${f.network ? 'network' : 'no-network'} function was sent to a host of the other mode`);
     blank = takeBlank(memoryMb);
   } catch (err) {
-    return send({ t: 'fail', q: f.q, kind: 'crash', message: errorText(err) });
+    send({ t: 'fail', q: f.q, kind: 'crash', message: errorText(err) });
+    // Every request is answered, or the server would count the call as running here.
+    if (f.call) send({ t: 'ok', q: f.call.q });
+    return;
   }
   const { iso, context, boot } = blank;
   iso.id = f.iso;
@@ -329,6 +343,14 @@ async function load(f: LoadFrame): Promise<void> {
     const message = failureMessage(iso, kind, err);
     end(iso, kind, message, true);
     send({ t: 'fail', q: f.q, kind, message, stack: kind === 'handler' && err instanceof Error ? err.stack : undefined });
+    if (f.call) send({ t: 'ok', q: f.call.q });
+    return fillBlanks();
+  }
+  const c = f.call;
+  if (c) {
+    // The call was prepared for an event handler; a fetch handler's goes back to the server to be prepared anew.
+    if (iso.kind === 'handler') void invoke({ t: 'invoke', q: c.q, iso: f.iso, id: c.id, event: c.event, context: { ...c.context, deadlineMs: Date.now() + c.budgetMs }, ...(c.url !== undefined ? { url: c.url } : {}) });
+    else send({ t: 'ok', q: c.q });
   }
   // Only now: making a blank holds this thread for milliseconds, which the load must not wait for.
   fillBlanks();

@@ -14,6 +14,23 @@ export interface LoadFrame {
   /** Script name shown in stack traces. */
   filename: string;
   fn: { name: string; version: number; env: Record<string, string> };
+  /**
+   * The first call, sent along with the load (one exchange instead of two). Run
+   * right after a successful load when the module is an event handler (the call
+   * was prepared for one); answered on its own `q`: a call reply, or `ok` when it
+   * was not run (the load failed, or the module is a fetch handler).
+   */
+  call?: FirstCall;
+}
+
+export interface FirstCall {
+  q: number;
+  id: string;
+  event: string;
+  /** As InvokeFrame's, but the deadline is set by the host when the call starts: now + budgetMs. */
+  context: Omit<InvokeFrame['context'], 'deadlineMs'>;
+  budgetMs: number;
+  url?: string;
 }
 
 export interface InvokeFrame {

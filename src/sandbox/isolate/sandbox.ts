@@ -6,7 +6,7 @@ import path from 'node:path';
 import { LaminaError } from '../../errors.js';
 import { ISOLATE_CODE_ENTRY } from '../../registry/compile.js';
 import type { HostProcess, IsolateListener, Reply } from './host-process.js';
-import type { FailureKind, IsoStats } from './protocol.js';
+import type { FailureKind, FirstCall, InvokeFrame, IsoStats } from './protocol.js';
 import type { InvokeErrorType, InvokeOutcome, InvokeRequest, LoadSpec, ModuleKind, Sandbox, SandboxShape, SandboxStats } from '../types.js';
 
 /** A function as the hosts know it: its name and network mode (hosts never mix modes). */
@@ -25,13 +25,23 @@ interface Call {
   startedAt: number;
   logs: string[];
   logBytes: number;
-  timer: NodeJS.Timeout;
+  /** Unset only while a first call waits for its load (loadWithCall). */
+  timer: NodeJS.Timeout | undefined;
   resolve: (o: InvokeOutcome) => void;
 }
 
 const MAX_LOG_BYTES = 64 * 1024;
 const MIN_LOAD_TIMEOUT_MS = 10_000;
 const TYPE_OF: Record<FailureKind, InvokeErrorType> = { handler: 'HandlerError', memory: 'MemoryLimitExceeded', timeout: 'Timeout', crash: 'SandboxCrashed' };
+
+/** The event as JSON text, or why it cannot be sent. */
+function serializeEvent(req: InvokeRequest): string | Error {
+  try {
+    return JSON.stringify(req.event ?? null);
+  } catch (err) {
+    return new Error(`the event could not be sent to the sandbox: ${(err as Error).message}`);
+  }
+}
 
 /** The function's isolate build, or a clear refusal when it has none. */
 async function readIsolateCode(spec: LoadSpec): Promise<string> {
@@ -71,6 +81,19 @@ export class IsolateSandbox implements Sandbox, IsolateListener {
   }
 
   async load(spec: LoadSpec): Promise<void> {
+    await this.loadWith(spec, undefined);
+  }
+
+  /**
+   * `load` with the first call sent along: one exchange with the host instead of
+   * two (Sandbox.loadWithCall). The call was prepared for an event handler; for a
+   * fetch handler it is not run and undefined comes back.
+   */
+  async loadWithCall(spec: LoadSpec, req: InvokeRequest): Promise<{ outcome: Promise<InvokeOutcome> } | undefined> {
+    return this.loadWith(spec, req);
+  }
+
+  private async loadWith(spec: LoadSpec, req: InvokeRequest | undefined): Promise<{ outcome: Promise<InvokeOutcome> } | undefined> {
     if (this.dead) throw new LaminaError('SandboxCrashed', 'the sandbox is not running');
     this.spec = spec;
     const code = await readIsolateCode(spec);
@@ -83,30 +106,77 @@ export class IsolateSandbox implements Sandbox, IsolateListener {
     host.attach(this.id, functionKey(spec), this);
     const limit = Math.max(spec.timeoutMs, MIN_LOAD_TIMEOUT_MS);
     let timer: NodeJS.Timeout | undefined;
+    let first: { call: Call; preLogs: number; reply: Promise<Reply>; budgetMs: number; outcome: Promise<InvokeOutcome> } | undefined;
+    let onCallReply: ((r: Reply) => void) | undefined;
+    let call: FirstCall | undefined;
+    // An event that cannot be serialized is not sent along: the caller's invoke fails it, the load goes on.
+    const event = req ? serializeEvent(req) : undefined;
+    if (typeof event !== 'string') req = undefined;
+    if (req && typeof event === 'string') {
+      // Registered before the frame goes, so the call's logs find it; its clock and deadline start when the load is done.
+      const reply = new Promise<Reply>((resolve) => (onCallReply = resolve));
+      let resolveOutcome!: (o: InvokeOutcome) => void;
+      const outcome = new Promise<InvokeOutcome>((resolve) => (resolveOutcome = resolve));
+      const c: Call = { startedAt: 0, logs: this.instanceLogs, logBytes: this.instanceLogBytes, resolve: resolveOutcome, timer: undefined };
+      this.instanceLogs = [];
+      this.instanceLogBytes = 0;
+      this.pending.set(req.requestId, c);
+      const budgetMs = Math.max(0, req.deadlineMs - Date.now());
+      first = { call: c, preLogs: c.logs.length, reply, budgetMs, outcome };
+      call = { q: 0, id: req.requestId, event, context: this.contextOf(req, spec), budgetMs, ...(req.http ? { url: req.http.url } : {}) };
+    }
     const reply = await Promise.race([
-      host.request({ t: 'load', iso: this.id, memoryMb: spec.memoryMb, timeoutMs: spec.timeoutMs, network: spec.network, code, filename: `${spec.functionName}/${ISOLATE_CODE_ENTRY}`, fn: { name: spec.functionName, version: spec.functionVersion, env: spec.env } }),
+      host.request({ t: 'load', iso: this.id, memoryMb: spec.memoryMb, timeoutMs: spec.timeoutMs, network: spec.network, code, filename: `${spec.functionName}/${ISOLATE_CODE_ENTRY}`, fn: { name: spec.functionName, version: spec.functionVersion, env: spec.env }, ...(call ? { call } : {}) }, onCallReply),
       new Promise<Reply>((resolve) => (timer = setTimeout(() => resolve({ t: 'fail', q: -1, kind: 'timeout', message: `the function took longer than ${limit} ms to initialize` }), limit + 1000))),
     ]);
     clearTimeout(timer);
     if (reply.stats) this.peak = Math.max(this.peak, reply.stats.peak);
     if (reply.t === 'fail') {
+      // The call did not run: it goes back to the caller with the load's error (its logs, the top level's, are kept for the next try).
+      if (req && first) this.unregister(req.requestId, first.call);
       this.die(reply.kind, reply.message, false);
       if (reply.kind === 'handler') throw new LaminaError('HandlerError', `the function failed to initialize: ${reply.message}`, { stack: reply.stack, phase: 'init' });
       throw new LaminaError(TYPE_OF[reply.kind], `the function failed to initialize: ${reply.message}`);
     }
     if (reply.t === 'ok' && reply.kind === 'fetch') this.kind = 'fetch';
+    if (!req || !first) return undefined;
+    if (this.kind === 'fetch') {
+      // Not run (it was prepared for an event handler): the caller prepares it anew and invokes.
+      this.unregister(req.requestId, first.call);
+      return undefined;
+    }
+    const c = first.call;
+    // The top level's output (printed during the load) goes with this call, ahead of the call's own.
+    c.logs.splice(first.preLogs, 0, ...this.instanceLogs);
+    c.logBytes += this.instanceLogBytes;
+    this.instanceLogs = [];
+    this.instanceLogBytes = 0;
+    c.startedAt = performance.now();
+    const deadline = new Date(Date.now() + first.budgetMs).toISOString();
+    c.timer = setTimeout(() => this.die('timeout', `the call exceeded its timeout (deadline ${deadline})`, false), first.budgetMs);
+    void first.reply.then((r) => this.settle(req!.requestId, r));
+    return { outcome: first.outcome };
+  }
+
+  /** Takes a first call that was not run off the books; its logs go back to the instance's. */
+  private unregister(requestId: string, call: Call): void {
+    if (this.pending.get(requestId) !== call) return;
+    this.pending.delete(requestId);
+    clearTimeout(call.timer);
+    this.instanceLogs = [...call.logs, ...this.instanceLogs];
+    this.instanceLogBytes += call.logBytes;
+  }
+
+  private contextOf(req: InvokeRequest, spec: LoadSpec): Omit<InvokeFrame['context'], 'deadlineMs'> {
+    return { requestId: req.requestId, functionName: spec.functionName, functionVersion: spec.functionVersion, memoryLimitMb: spec.memoryMb, coldStart: req.coldStart };
   }
 
   invoke(req: InvokeRequest): Promise<InvokeOutcome> {
     const startedAt = performance.now();
     if (this.dead || !this.host || !this.spec) return Promise.resolve(this.failure('SandboxCrashed', 'the sandbox is not running', startedAt, []));
-    let event: string;
-    try {
-      event = JSON.stringify(req.event ?? null);
-    } catch (err) {
-      // Nested too deep to serialize: the call fails, the isolate is untouched.
-      return Promise.resolve(this.failure('SandboxCrashed', `the event could not be sent to the sandbox: ${(err as Error).message}`, startedAt, []));
-    }
+    const event = serializeEvent(req);
+    // Nested too deep to serialize: the call fails, the isolate is untouched.
+    if (typeof event !== 'string') return Promise.resolve(this.failure('SandboxCrashed', event.message, startedAt, []));
     return new Promise<InvokeOutcome>((resolve) => {
       const call: Call = {
         startedAt,
@@ -119,8 +189,7 @@ export class IsolateSandbox implements Sandbox, IsolateListener {
       this.instanceLogs = [];
       this.instanceLogBytes = 0;
       this.pending.set(req.requestId, call);
-      const spec = this.spec!;
-      const context = { requestId: req.requestId, functionName: spec.functionName, functionVersion: spec.functionVersion, memoryLimitMb: spec.memoryMb, deadlineMs: req.deadlineMs, coldStart: req.coldStart };
+      const context = { ...this.contextOf(req, this.spec!), deadlineMs: req.deadlineMs };
       void this.host!.request({ t: 'invoke', iso: this.id, id: req.requestId, event, context, ...(req.http ? { url: req.http.url } : {}) }).then((r) => this.settle(req.requestId, r));
     });
   }
