@@ -28,9 +28,14 @@ export interface FunctionUrlEvent {
 const TEXT_TYPES = /^(text\/|application\/(json|xml|javascript|x-www-form-urlencoded|graphql|x-ndjson)\b|application\/[^;]*\+(json|xml)\b|image\/svg\+xml\b)/i;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** Whether a content type is textual (or absent): its body travels as text if it is valid UTF-8. */
+export function isTextType(contentType: string | undefined): boolean {
+  return !contentType || TEXT_TYPES.test(contentType.trim());
+}
+
 /** Whether a body travels as text: a textual (or absent) content type and valid UTF-8; else base64. */
 export function isTextBody(contentType: string | undefined, body: Buffer): boolean {
-  if (contentType && !TEXT_TYPES.test(contentType.trim())) return false;
+  if (!isTextType(contentType)) return false;
   try {
     utf8.decode(body);
     return true;

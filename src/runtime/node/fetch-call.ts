@@ -3,7 +3,8 @@
 // Request built from the function-URL event and answers a Response, which is
 // converted into the wire protocol's response object (docs/runtime-protocol.md).
 // Bundled into the runtime: imports only node:* and the shared body rule.
-import { isTextBody } from '../../http/event.js';
+import { isTextBody, isTextType } from '../../http/event.js';
+import { takeKeptBody, wellFormed } from './quick-response.js';
 
 export interface FetchTarget {
   fetch: (request: Request, env: Record<string, string>, ctx: FetchContext) => unknown;
@@ -120,9 +121,18 @@ export async function answerOf(res: unknown, maxBodyBytes: number): Promise<obje
     if (k !== 'set-cookie') headers[k] = v;
   });
   const cookies = res.headers.getSetCookie();
-  const bytes = Buffer.from(await res.arrayBuffer());
+  const kept = takeKeptBody(res);
+  const type = headers['content-type'];
+  // A string body of a textual type goes out as given: no bytes, no stream (same answer as reading its UTF-8).
+  if (typeof kept === 'string' && isTextType(type)) {
+    const bytes = kept.length * 3 > maxBodyBytes ? Buffer.byteLength(kept) : 0;
+    if (bytes > maxBodyBytes) throw new RangeError(`the response body is ${bytes} bytes; the cap is ${maxBodyBytes}`);
+    return { statusCode: res.status, headers, cookies, body: wellFormed(kept), isBase64Encoded: false };
+  }
+  const bytes =
+    kept === undefined ? Buffer.from(await res.arrayBuffer()) : kept === null ? Buffer.alloc(0) : typeof kept === 'string' ? Buffer.from(kept) : Buffer.from(kept.buffer, kept.byteOffset, kept.byteLength);
   if (bytes.length > maxBodyBytes) throw new RangeError(`the response body is ${bytes.length} bytes; the cap is ${maxBodyBytes}`);
-  const text = isTextBody(headers['content-type'], bytes);
+  const text = isTextBody(type, bytes);
   return { statusCode: res.status, headers, cookies, body: text ? bytes.toString('utf8') : bytes.toString('base64'), isBase64Encoded: !text };
 }
 

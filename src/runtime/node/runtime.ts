@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { answerOf, fetchContext, findFetch, InvalidResponseError, requestOf, type FetchTarget } from './fetch-call.js';
 import { lambdaContextNames } from '../lambda-context.js';
+import { installQuickResponse } from './quick-response.js';
 
 type Handler = (event: unknown, context: unknown) => unknown;
 interface ErrorInfo {
@@ -224,6 +225,8 @@ process.setSourceMapsEnabled(true);
 
 capture('stdout');
 capture('stderr');
+// Before any function code loads: its `new Response(...)` keeps an in-memory body as given (quick-response.ts).
+installQuickResponse();
 
 // Frames split across chunks are joined only when their newline arrives, so a
 // multi-megabyte event is scanned once, not once per chunk.
