@@ -5,9 +5,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { InvalidResponseError, answerOf } from '../../src/runtime/node/fetch-call.js';
-import { QuickResponse, installQuickResponse } from '../../src/runtime/node/quick-response.js';
+import { installQuickResponse, quickResponse } from '../../src/runtime/node/quick-response.js';
 
 const NativeResponse = globalThis.Response;
+const QuickResponse = quickResponse();
 const CAP = 6 * 1024 * 1024;
 
 test('each in-memory body kind reads back as undici reads it, once', async () => {

@@ -48,6 +48,8 @@ function buildRequest(url: string, method: string, ev: UrlEvent, body: Buffer | 
   return new Request(url, { method, headers, body, ...(body !== undefined ? { duplex: 'half' } : {}) } as RequestInit);
 }
 
+let requestProto: Request | undefined;
+
 /** Reading the body the common way (text, json, arrayBuffer) needs no Request: these answer from the event. */
 const QUICK = new Set<PropertyKey>(['method', 'bodyUsed', 'text', 'json', 'arrayBuffer']);
 
@@ -74,20 +76,31 @@ export function requestOf(url: string, ev: UrlEvent): Request {
     if (used) void real.body?.cancel().catch(() => undefined);
     return real;
   };
-  const take = (): Promise<Buffer> => {
-    if (used) return Promise.reject(new TypeError('Body is unusable: Body has already been read'));
-    if (body === undefined) return Promise.resolve(Buffer.alloc(0));
+  const take = (): Buffer | string => {
+    if (used) throw new TypeError('Body is unusable: Body has already been read');
+    if (body === undefined) return '';
     used = true;
-    return Promise.resolve(typeof body === 'string' ? Buffer.from(body) : body);
+    return body;
   };
-  // UTF-8 decode as the Fetch standard does: invalid bytes become U+FFFD, a leading BOM is dropped.
-  const text = (): Promise<string> => take().then((b) => b.toString('utf8').replace(/^\uFEFF/, ''));
+  // UTF-8 decode as the Fetch standard does: invalid bytes (lone surrogates) become U+FFFD, a leading BOM is dropped.
+  // A text body is already a string here: no bytes in between.
+  const text = async (): Promise<string> => {
+    const b = take();
+    const s = typeof b === 'string' ? wellFormed(b) : b.toString('utf8');
+    return s.charCodeAt(0) === 0xfeff ? s.slice(1) : s;
+  };
   const quick: Record<string, unknown> = {
     text,
-    json: () => text().then((t) => JSON.parse(t) as unknown),
-    arrayBuffer: () => take().then((b) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)),
+    json: async () => JSON.parse(await text()) as unknown,
+    arrayBuffer: async () => {
+      const b = take();
+      const bytes = typeof b === 'string' ? Buffer.from(b) : b;
+      return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+    },
   };
-  return new Proxy(Object.create(Request.prototype) as Request, {
+  // Node's global Request is an accessor (undici loads lazily): read it once, on the first fetch call.
+  requestProto ??= Request.prototype;
+  return new Proxy(Object.create(requestProto) as Request, {
     get(_target, prop) {
       if (!real && QUICK.has(prop)) {
         if (prop === 'method') return method;
