@@ -106,11 +106,11 @@ export function backgroundLoad(): () => number {
 }
 
 /** Spawns a server and waits for the line that carries its URL. */
-async function launch(name: string, args: string[], urlLine: RegExp, env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string; stdout: () => string }> {
+async function launch(name: string, args: string[], urlLine: RegExp, env: NodeJS.ProcessEnv, cwd = ROOT): Promise<{ child: ChildProcess; url: string; stdout: () => string }> {
   // Not detached: a new session would be a new scheduler autogroup (kernel.sched_autogroup_enabled),
   // so on a busy machine each server would get its own CPU share and a pool of k servers k shares.
   // In the benchmark's session, every target competes with other tenants on the same terms.
-  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   let out = '';
   let err = '';
@@ -182,6 +182,8 @@ export interface LaminaOptions {
   cpuProfDir?: string;
   /** Extra environment for the server (LAMINA_* settings). */
   env?: Record<string, string>;
+  /** Another built checkout to run the server from (e.g. the base commit, for before/after runs). */
+  root?: string;
 }
 
 /** A function directory as a .tar.gz, with `manifest` (if given) as its lamina.json. */
@@ -208,7 +210,7 @@ export async function startLamina(opts: LaminaOptions = {}): Promise<LaminaServe
   const name = `lamina${opts.sandbox ? ` --sandbox ${opts.sandbox}` : ''}`;
   let started;
   try {
-    started = await launch(name, args, /Lamina listening on (\S+)/, serverEnv(opts.env));
+    started = await launch(name, args, /Lamina listening on (\S+)/, serverEnv(opts.env), opts.root);
   } catch (err) {
     rmSync(dataDir, { recursive: true, force: true });
     throw err;

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { haveWrk, nodeLoad, wrk, type LoadResult } from '../lib/load.js';
 import { log, type Check, type Part } from '../lib/part.js';
 import { summarizeProfile } from '../lib/profile.js';
-import { FUNCTIONS, backgroundLoad, cpuTimeMs, sleep, startBaseline, startLamina, type Proc } from '../lib/server.js';
+import { FUNCTIONS, backgroundLoad, cpuTimeMs, sleep, startBaseline, startLamina, type LaminaServer, type Proc } from '../lib/server.js';
 import { median } from '../lib/stats.js';
 import { fmt, table } from '../lib/table.js';
 import { startWorkerd } from '../lib/workerd.js';
@@ -33,6 +33,16 @@ interface Target {
   pid: number;
   /** For HTTP shapes: the JSON-mode target of the same tier they are compared with. */
   jsonTwin?: string;
+  /** Lamina targets: the server and function, to see how far the function has scaled out. */
+  lamina?: { server: LaminaServer; fn: string; ic: number };
+}
+
+/** Instances the server holds for a function (starting, busy, idle or paused). */
+async function instances(s: LaminaServer, fn: string): Promise<number> {
+  const res = await fetch(`${s.url}/api/v1/worker`, { headers: { authorization: `Bearer ${s.token}` } });
+  const stats = (await res.json()) as { functions?: { name: string; busy: number; idle: number; paused: number }[] };
+  const f = stats.functions?.find((x) => x.name === fn);
+  return f ? f.busy + f.idle + f.paused : 0;
 }
 
 export const warm: Part = async (o) => {
@@ -70,7 +80,7 @@ export const warm: Part = async (o) => {
       for (const [fn, ic] of [['noop', 1], ['noop-ic', IC]] as const) {
         try {
           await lamina.deploy(fn, path.join(FUNCTIONS, 'noop'), { sandbox: tier, instanceConcurrency: ic });
-          targets.push({ name: `${lamina.tier} ic=${ic}`, url: `${lamina.url}/run/${fn}`, pid: lamina.pid });
+          targets.push({ name: `${lamina.tier} ic=${ic}`, url: `${lamina.url}/run/${fn}`, pid: lamina.pid, lamina: { server: lamina, fn, ic } });
         } catch (err) {
           notes.push(`${lamina.tier} ic=${ic} skipped: ${(err as Error).message}`);
         }
@@ -78,7 +88,7 @@ export const warm: Part = async (o) => {
       for (const shape of HTTP_SHAPES) {
         try {
           await lamina.deploy(shape.fn, path.join(FUNCTIONS, shape.dir), { sandbox: tier, instanceConcurrency: 1, ...shape.manifest });
-          targets.push({ name: `${lamina.tier} ${shape.label}`, url: `${lamina.url}/run/${shape.fn}`, pid: lamina.pid, jsonTwin: `${lamina.tier} ic=1` });
+          targets.push({ name: `${lamina.tier} ${shape.label}`, url: `${lamina.url}/run/${shape.fn}`, pid: lamina.pid, jsonTwin: `${lamina.tier} ic=1`, lamina: { server: lamina, fn: shape.fn, ic: 1 } });
         } catch (err) {
           notes.push(`${lamina.tier} ${shape.label} skipped: ${(err as Error).message}`);
         }
@@ -88,8 +98,15 @@ export const warm: Part = async (o) => {
     log(`  tool ${useWrk ? 'wrk -t1' : 'node'}; ${rounds} x ${seconds} s per point, rounds interleaved; body ${BODY}`);
 
     for (const c of CONNECTIONS) {
-      // Warm-up: scales Lamina out to the connection count and lets V8 optimize.
-      for (const t of targets) await load(t.url, c, o.short ? 1 : 2);
+      // Warm-up: scales Lamina out to the connection count and lets V8 optimize. ic=1 targets are
+      // warmed until they hold an instance per connection: on a busy machine 2 s may not start 32,
+      // and instance starts inside a measured round would count as per-call cost.
+      for (const t of targets) {
+        for (let i = 0; i < (o.short ? 1 : 15); i++) {
+          await load(t.url, c, o.short ? 1 : 2);
+          if (!t.lamina || t.lamina.ic > 1 || (await instances(t.lamina.server, t.lamina.fn)) >= c) break;
+        }
+      }
       const runs = new Map<string, (LoadResult & { serverUs: number; sandboxUs: number; otherCores: number })[]>(targets.map((t) => [t.name, []]));
       for (let r = 0; r < rounds; r++) {
         for (const t of r % 2 ? [...targets].reverse() : targets) {

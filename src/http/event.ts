@@ -1,5 +1,6 @@
 // The AWS Lambda function-URL event (payload format 2.0) built from an
 // HttpCall: what `request`, fetch, WSGI and ASGI functions receive.
+import { isUtf8 } from 'node:buffer';
 import { splitPath, type HttpCall } from './call.js';
 
 export interface FunctionUrlEvent {
@@ -26,17 +27,16 @@ export interface FunctionUrlEvent {
 }
 
 const TEXT_TYPES = /^(text\/|application\/(json|xml|javascript|x-www-form-urlencoded|graphql|x-ndjson)\b|application\/[^;]*\+(json|xml)\b|image\/svg\+xml\b)/i;
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Whether a content type is textual (or absent): its body travels as text if it is valid UTF-8. */
+export function isTextType(contentType: string | undefined): boolean {
+  return !contentType || TEXT_TYPES.test(contentType.trim());
+}
 
 /** Whether a body travels as text: a textual (or absent) content type and valid UTF-8; else base64. */
 export function isTextBody(contentType: string | undefined, body: Buffer): boolean {
-  if (contentType && !TEXT_TYPES.test(contentType.trim())) return false;
-  try {
-    utf8.decode(body);
-    return true;
-  } catch {
-    return false;
-  }
+  // isUtf8 checks in place; a fatal TextDecoder would build the string only to drop it.
+  return isTextType(contentType) && isUtf8(body);
 }
 
 /** queryStringParameters as AWS builds them: repeated keys joined with ",". */
@@ -65,9 +65,21 @@ function cookiesOf(headers: Record<string, string>): string[] | undefined {
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
 /** AWS's requestContext.time format: 12/Mar/2020:19:03:58 +0000 */
-function awsTime(d: Date): string {
+function formatAwsTime(d: Date): string {
   const p = (n: number) => String(n).padStart(2, '0');
   return `${p(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
+}
+
+// The text changes once a second: every call in that second reuses it.
+let lastSecond = NaN;
+let lastText = '';
+function awsTime(ms: number): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== lastSecond) {
+    lastSecond = second;
+    lastText = formatAwsTime(new Date(ms));
+  }
+  return lastText;
 }
 
 export function buildEvent(call: HttpCall, name: string, requestId: string, now = Date.now()): FunctionUrlEvent {
@@ -92,7 +104,7 @@ export function buildEvent(call: HttpCall, name: string, requestId: string, now 
       requestId,
       routeKey: '$default',
       stage: '$default',
-      time: awsTime(new Date(now)),
+      time: awsTime(now),
       timeEpoch: now,
     },
     isBase64Encoded: false,

@@ -21,6 +21,8 @@ test('the quick reads: method, text (BOM dropped), json, arrayBuffer of a base64
   assert.equal(r.bodyUsed, true);
   await assert.rejects(r.text(), TypeError);
   assert.deepEqual(await requestOf('http://localhost/', post('{"a":[1]}')).json(), { a: [1] });
+  assert.equal(await requestOf('http://localhost/', post('a\uD800b')).text(), 'a\uFFFDb', 'a lone surrogate decodes as its UTF-8 would');
+  assert.equal(new TextDecoder().decode(await requestOf('http://localhost/', post('é')).arrayBuffer()), 'é');
   const bin = requestOf('http://localhost/', post('AAEC/w==', { isBase64Encoded: true }));
   assert.deepEqual([...new Uint8Array(await bin.arrayBuffer())], [0, 1, 2, 255]);
 });

@@ -3,7 +3,8 @@
 // Request built from the function-URL event and answers a Response, which is
 // converted into the wire protocol's response object (docs/runtime-protocol.md).
 // Bundled into the runtime: imports only node:* and the shared body rule.
-import { isTextBody } from '../../http/event.js';
+import { isTextBody, isTextType } from '../../http/event.js';
+import { takeKeptBody, wellFormed } from './quick-response.js';
 
 export interface FetchTarget {
   fetch: (request: Request, env: Record<string, string>, ctx: FetchContext) => unknown;
@@ -47,6 +48,8 @@ function buildRequest(url: string, method: string, ev: UrlEvent, body: Buffer | 
   return new Request(url, { method, headers, body, ...(body !== undefined ? { duplex: 'half' } : {}) } as RequestInit);
 }
 
+let requestProto: Request | undefined;
+
 /** Reading the body the common way (text, json, arrayBuffer) needs no Request: these answer from the event. */
 const QUICK = new Set<PropertyKey>(['method', 'bodyUsed', 'text', 'json', 'arrayBuffer']);
 
@@ -73,20 +76,31 @@ export function requestOf(url: string, ev: UrlEvent): Request {
     if (used) void real.body?.cancel().catch(() => undefined);
     return real;
   };
-  const take = (): Promise<Buffer> => {
-    if (used) return Promise.reject(new TypeError('Body is unusable: Body has already been read'));
-    if (body === undefined) return Promise.resolve(Buffer.alloc(0));
+  const take = (): Buffer | string => {
+    if (used) throw new TypeError('Body is unusable: Body has already been read');
+    if (body === undefined) return '';
     used = true;
-    return Promise.resolve(typeof body === 'string' ? Buffer.from(body) : body);
+    return body;
   };
-  // UTF-8 decode as the Fetch standard does: invalid bytes become U+FFFD, a leading BOM is dropped.
-  const text = (): Promise<string> => take().then((b) => b.toString('utf8').replace(/^\uFEFF/, ''));
+  // UTF-8 decode as the Fetch standard does: invalid bytes (lone surrogates) become U+FFFD, a leading BOM is dropped.
+  // A text body is already a string here: no bytes in between.
+  const text = async (): Promise<string> => {
+    const b = take();
+    const s = typeof b === 'string' ? wellFormed(b) : b.toString('utf8');
+    return s.charCodeAt(0) === 0xfeff ? s.slice(1) : s;
+  };
   const quick: Record<string, unknown> = {
     text,
-    json: () => text().then((t) => JSON.parse(t) as unknown),
-    arrayBuffer: () => take().then((b) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)),
+    json: async () => JSON.parse(await text()) as unknown,
+    arrayBuffer: async () => {
+      const b = take();
+      const bytes = typeof b === 'string' ? Buffer.from(b) : b;
+      return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+    },
   };
-  return new Proxy(Object.create(Request.prototype) as Request, {
+  // Node's global Request is an accessor (undici loads lazily): read it once, on the first fetch call.
+  requestProto ??= Request.prototype;
+  return new Proxy(Object.create(requestProto) as Request, {
     get(_target, prop) {
       if (!real && QUICK.has(prop)) {
         if (prop === 'method') return method;
@@ -120,9 +134,18 @@ export async function answerOf(res: unknown, maxBodyBytes: number): Promise<obje
     if (k !== 'set-cookie') headers[k] = v;
   });
   const cookies = res.headers.getSetCookie();
-  const bytes = Buffer.from(await res.arrayBuffer());
+  const kept = takeKeptBody(res);
+  const type = headers['content-type'];
+  // A string body of a textual type goes out as given: no bytes, no stream (same answer as reading its UTF-8).
+  if (typeof kept === 'string' && isTextType(type)) {
+    const bytes = kept.length * 3 > maxBodyBytes ? Buffer.byteLength(kept) : 0;
+    if (bytes > maxBodyBytes) throw new RangeError(`the response body is ${bytes} bytes; the cap is ${maxBodyBytes}`);
+    return { statusCode: res.status, headers, cookies, body: wellFormed(kept), isBase64Encoded: false };
+  }
+  const bytes =
+    kept === undefined ? Buffer.from(await res.arrayBuffer()) : kept === null ? Buffer.alloc(0) : typeof kept === 'string' ? Buffer.from(kept) : Buffer.from(kept.buffer, kept.byteOffset, kept.byteLength);
   if (bytes.length > maxBodyBytes) throw new RangeError(`the response body is ${bytes.length} bytes; the cap is ${maxBodyBytes}`);
-  const text = isTextBody(headers['content-type'], bytes);
+  const text = isTextBody(type, bytes);
   return { statusCode: res.status, headers, cookies, body: text ? bytes.toString('utf8') : bytes.toString('base64'), isBase64Encoded: !text };
 }
 

@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { answerOf, fetchContext, findFetch, InvalidResponseError, requestOf, type FetchTarget } from './fetch-call.js';
 import { lambdaContextNames } from '../lambda-context.js';
+import { installQuickResponse } from './quick-response.js';
 
 type Handler = (event: unknown, context: unknown) => unknown;
 interface ErrorInfo {
@@ -178,11 +179,10 @@ async function invokeFetch(started: number, frame: InvokeFrame): Promise<void> {
 async function invoke(arrived: number, frame: InvokeFrame): Promise<void> {
   if (fetchTarget) return currentCall.run({ id: frame.id, logBytes: 0 }, () => invokeFetch(arrived, frame));
   const c = frame.context;
-  const context = {
-    ...c,
-    ...lambdaContextNames(c, process.env.AWS_REGION),
+  // Object.assign, not spread: Node 20's V8 builds `{...a, ...b}` of these objects in ~16 us, assign in under 1.
+  const context = Object.assign({}, c, lambdaContextNames(c, process.env.AWS_REGION), {
     getRemainingTimeInMillis: () => Math.max(0, c.deadlineMs - Date.now()),
-  };
+  });
   // Measured from the frame's arrival: timers the handler sets count from the
   // same event-loop tick, so a 120 ms sleep measures 120 ms, not a hair less.
   const started = arrived;
@@ -246,6 +246,8 @@ process.setSourceMapsEnabled(true);
 
 capture('stdout');
 capture('stderr');
+// Before any function code loads: its `new Response(...)` keeps an in-memory body as given (quick-response.ts).
+installQuickResponse();
 
 // Frames split across chunks are joined only when their newline arrives, so a
 // multi-megabyte event is scanned once, not once per chunk.

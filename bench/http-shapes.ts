@@ -1,0 +1,97 @@
+// The HTTP shapes against JSON mode (issue 10), short and optionally before/after:
+// per tier, the same no-op as a JSON-mode function, a request-mode one and a fetch
+// handler (bench/functions/noop*, all ic=1), on this checkout's server and, with
+// --base DIR, on another built checkout's server started beside it; wrk rounds
+// interleaved across every target so drift hits all alike, medians reported.
+// "cost/call vs JSON" is (JSON req/s) / (shape req/s) on the same server.
+//
+//   node --import tsx bench/http-shapes.ts [--tiers process,container,isolate]
+//        [--base /path/to/built/checkout] [--seconds 5] [--rounds 3] [--conns 1,32]
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { wrk } from './lib/load.js';
+import { FUNCTIONS, backgroundLoad, cpuTimeMs, startLamina, type LaminaServer } from './lib/server.js';
+import { median } from './lib/stats.js';
+import { table } from './lib/table.js';
+
+const { values } = parseArgs({
+  options: {
+    tiers: { type: 'string', default: 'process,container,isolate' },
+    base: { type: 'string' },
+    seconds: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '3' },
+    conns: { type: 'string', default: '1,32' },
+  },
+});
+const SECONDS = Number(values.seconds);
+const ROUNDS = Number(values.rounds);
+const BODY = '{"hello":"world"}';
+const SHAPES = [
+  { fn: 'noop', label: 'json', manifest: {} },
+  { fn: 'noop-request', label: 'request', manifest: { http: { event: 'request' } } },
+  { fn: 'noop-fetch', label: 'fetch', manifest: {} },
+] as const;
+
+/** Instances the server holds for a function (starting, busy, idle or paused). */
+async function instances(s: LaminaServer, fn: string): Promise<number> {
+  const res = await fetch(`${s.url}/api/v1/worker`, { headers: { authorization: `Bearer ${s.token}` } });
+  const stats = (await res.json()) as { functions?: { name: string; busy: number; idle: number; paused: number }[] };
+  const f = stats.functions?.find((x) => x.name === fn);
+  return f ? f.busy + f.idle + f.paused : 0;
+}
+
+const loadavg = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
+console.log(`http-shapes ${new Date().toISOString()}, load average ${loadavg()}, ${ROUNDS} x ${SECONDS} s per point, wrk -t1, body ${BODY}`);
+
+for (const tier of values.tiers.split(',')) {
+  const servers: { label: string; s: LaminaServer }[] = [];
+  try {
+    if (values.base) servers.push({ label: 'base', s: await startLamina({ sandbox: tier, root: path.resolve(values.base) }) });
+    servers.push({ label: values.base ? 'new' : tier, s: await startLamina({ sandbox: tier }) });
+    const targets: { name: string; server: string; shape: string; url: string; pid: number }[] = [];
+    for (const { label, s } of servers) {
+      for (const shape of SHAPES) {
+        await s.deploy(shape.fn, path.join(FUNCTIONS, shape.fn), { sandbox: tier, instanceConcurrency: 1, ...shape.manifest });
+        targets.push({ name: `${tier} ${label} ${shape.label}`, server: label, shape: shape.label, url: `${s.url}/run/${shape.fn}`, pid: s.pid });
+      }
+    }
+    const rows: (string | number)[][] = [];
+    for (const c of values.conns.split(',').map(Number)) {
+      // Warm-up until every function has an instance per connection: scale-out (process starts)
+      // inside a measured round would be counted as per-call cost.
+      for (const t of targets) {
+        const s = servers.find((x) => x.label === t.server)!.s;
+        for (let i = 0; i < 15; i++) {
+          await wrk(t.url, c, 2, BODY);
+          if ((await instances(s, t.url.slice(t.url.lastIndexOf('/') + 1))) >= c) break;
+        }
+      }
+      const runs = new Map<string, { rps: number; p50: number; errors: number; serverUs: number; sandboxUs: number; other: number }[]>(targets.map((t) => [t.name, []]));
+      for (let r = 0; r < ROUNDS; r++) {
+        for (const t of r % 2 ? [...targets].reverse() : targets) {
+          const other = backgroundLoad();
+          const s0 = cpuTimeMs(t.pid);
+          const a0 = cpuTimeMs(t.pid, true);
+          const res = await wrk(t.url, c, SECONDS, BODY);
+          const s1 = cpuTimeMs(t.pid);
+          const a1 = cpuTimeMs(t.pid, true);
+          const per = (ms: number) => (res.requests ? (ms * 1000) / res.requests : NaN);
+          runs.get(t.name)!.push({ rps: res.rps, p50: res.p50, errors: res.errors, serverUs: per(s1 - s0), sandboxUs: per(a1 - a0 - (s1 - s0)), other: other() });
+        }
+      }
+      for (const t of targets) {
+        const rs = runs.get(t.name)!;
+        const rps = median(rs.map((x) => x.rps));
+        const json = median(runs.get(`${tier} ${t.server} json`)!.map((x) => x.rps));
+        rows.push([c, t.name, rps, median(rs.map((x) => x.p50)), rs.reduce((a, x) => a + x.errors, 0), median(rs.map((x) => x.serverUs)), median(rs.map((x) => x.sandboxUs)), median(rs.map((x) => x.other)), t.shape === 'json' ? NaN : json / rps]);
+      }
+    }
+    console.log(`load average ${loadavg()} after ${tier}`);
+    console.log(table(['conns', 'target', 'req/s', 'p50 ms', 'errors', 'server CPU us/req', 'sandbox CPU us/req', 'other load cores', 'cost/call vs JSON'], rows));
+  } catch (err) {
+    console.log(`tier ${tier} skipped: ${(err as Error).message}`);
+  } finally {
+    for (const { s } of servers.reverse()) await s.stop();
+  }
+}
