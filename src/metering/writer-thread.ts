@@ -43,13 +43,13 @@ export class ThreadWriter {
   /** `file`: the database file (not `:memory:`); `sql`: an INSERT with named parameters. */
   constructor(file: string, sql: string) {
     const module = createRequire(import.meta.url).resolve('better-sqlite3');
-    this.worker = new Worker(WORKER_CODE, { eval: true, workerData: { module, file, sql } });
-    // Never what keeps the server's process alive.
-    this.worker.unref();
+    // No execArgv: the thread runs plain CommonJS and needs none of the server's flags or loaders.
+    this.worker = new Worker(WORKER_CODE, { eval: true, execArgv: [], workerData: { module, file, sql } });
     this.worker.on('message', (m: { id: number; error?: string; fatal?: string }) => {
       if (m.fatal !== undefined) return this.fail(new Error(`the metering writer thread could not start: ${m.fatal}`));
       const p = this.pending.get(m.id);
       this.pending.delete(m.id);
+      if (this.pending.size === 0) this.worker.unref();
       if (m.error === undefined) p?.resolve();
       else p?.reject(new Error(m.error));
     });
@@ -59,6 +59,9 @@ export class ThreadWriter {
       this.fail(new Error('the metering writer thread ended'));
       resolve();
     }));
+    // Idle, never what keeps the server's process alive; a batch being written is (see write).
+    // After the listeners: adding a 'message' listener refs the worker again.
+    this.worker.unref();
   }
 
   /** False once the thread has failed; the caller then writes on its own thread. */
@@ -70,6 +73,7 @@ export class ThreadWriter {
   write(rows: Row[]): Promise<void> {
     if (this.failed) return Promise.reject(this.failed);
     const id = this.seq++;
+    if (this.pending.size === 0) this.worker.ref();
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.postMessage({ id, rows });
@@ -78,6 +82,8 @@ export class ThreadWriter {
 
   /** Lets the thread finish what it was given, then ends it. */
   async close(): Promise<void> {
+    // Held until the thread has closed its connection.
+    this.worker.ref();
     if (!this.failed) this.worker.postMessage('close');
     await this.exited;
   }
@@ -86,5 +92,6 @@ export class ThreadWriter {
     this.failed ??= err;
     for (const p of this.pending.values()) p.reject(this.failed);
     this.pending.clear();
+    this.worker.unref();
   }
 }
