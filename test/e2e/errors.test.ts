@@ -19,7 +19,7 @@ export async function handler(e) {
     ${tier === 'isolate' ? '' : "case 'exit': process.exit(3);"}
     case 'heap': { const a = []; for (;;) a.push(new Array(100000).fill(Math.random())); }
     case 'buffers': { const a = []; for (;;) { a.push(new Uint8Array(16 << 20).fill(1)); await new Promise((r) => setTimeout(r, 1)); } }
-    case 'loop': for (;;) {}
+    case 'loop': console.log('last words before the loop'); for (;;) {}
     case 'sleep': await new Promise((r) => setTimeout(r, e.ms)); return { slept: e.ms };
     default: return { ok: true };
   }
@@ -130,6 +130,10 @@ for (const tier of testTiers()) {
       const before = await invoke(s, 'faulty', { do: 'ok' });
       const r = await invoke(s, 'faulty', { do: 'loop' });
       assertError(r, 504, 'Timeout');
+      // What the call logged before it hung is in its record (logs are not held back for batching).
+      const rec = (await admin(s, 'GET', `/invocations/${r.headers.get('x-lamina-request-id')}`)).body;
+      assert.equal(rec.status, 'Timeout');
+      assert.match(rec.logs, /last words before the loop/);
       const next = await invoke(s, 'faulty', { do: 'ok' });
       assert.equal(next.status, 200);
       assert.notEqual(next.headers.get('x-lamina-instance'), r.headers.get('x-lamina-instance'));

@@ -55,8 +55,17 @@ function flush(): void {
   corked = false;
   channel.uncork();
 }
-// A handler that calls process.exit() still gets out the frames (its logs) written before it.
+// A handler that calls process.exit() still gets out the frames written before it.
 process.on('exit', flush);
+
+/**
+ * Log frames leave at once, after anything corked (order kept): the last lines before an
+ * endless loop, an abort or a kill for memory must reach the call's record.
+ */
+function sendNow(frame: object): void {
+  flush();
+  channel.write(JSON.stringify(frame) + '\n');
+}
 
 /** Error texts are capped, so a huge message cannot push a frame past the worker's frame cap. */
 const MAX_ERROR_TEXT = 64 * 1024;
@@ -91,7 +100,7 @@ function capture(stream: 'stdout' | 'stderr'): void {
       else if (call.logBytes + data.length > MAX_LOG_BYTES) data = data.slice(0, MAX_LOG_BYTES - call.logBytes) + '\n[lamina: log truncated]\n';
       call.logBytes += data.length;
     }
-    if (data) send({ t: 'log', id: call?.id ?? null, stream, data });
+    if (data) sendNow({ t: 'log', id: call?.id ?? null, stream, data });
     const done = typeof encoding === 'function' ? encoding : cb;
     if (typeof done === 'function') process.nextTick(done as () => void);
     return true;
