@@ -54,7 +54,7 @@ function CallRow(props: { r: InvocationRecord }) {
   );
 }
 
-function InvokeForm(props: { name: string }) {
+function InvokeForm(props: { name: string; onDone: () => void }) {
   const [body, setBody] = useState('{}');
   const [answer, setAnswer] = useState<InvokeAnswer | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -71,6 +71,8 @@ function InvokeForm(props: { name: string }) {
     } catch (err) {
       setError((err as Error).message);
     }
+    // The live stream may not be connected yet (a page just opened), so the call is fetched too.
+    props.onDone();
   };
   let pretty = answer?.body ?? '';
   try {
@@ -103,6 +105,12 @@ function InvokeForm(props: { name: string }) {
   );
 }
 
+function mergeCalls(a: InvocationRecord[], b: InvocationRecord[]): InvocationRecord[] {
+  const byId = new Map(a.map((r) => [r.requestId, r]));
+  for (const r of b) byId.set(r.requestId, r);
+  return [...byId.values()].sort((x, y) => (x.startedAt < y.startedAt ? 1 : x.startedAt > y.startedAt ? -1 : 0)).slice(0, RECENT);
+}
+
 export function FunctionPage(props: { name: string }) {
   const name = props.name;
   const [detail, setDetail] = useState<FunctionDetail | null>(null);
@@ -112,12 +120,17 @@ export function FunctionPage(props: { name: string }) {
   const enc = encodeURIComponent(name);
 
   const loadDetail = useMemo(() => () => api<FunctionDetail>(`/functions/${enc}`).then(setDetail, (e: Error) => setError(e.message)), [enc]);
-  const loadCalls = useMemo(() => () => api<{ invocations: InvocationRecord[] }>(`/invocations?function=${enc}&limit=${RECENT}`).then((r) => setCalls(r.invocations), () => undefined), [enc]);
+  // Merged with what is shown: a live record that arrives while the list is fetched is kept.
+  const loadCalls = useMemo(
+    () => () => api<{ invocations: InvocationRecord[] }>(`/invocations?function=${enc}&limit=${RECENT}`).then((r) => setCalls((old) => mergeCalls(old, r.invocations)), () => undefined),
+    [enc],
+  );
   const loadStats = useMemo(() => () => api<{ buckets: Bucket[] }>(`/functions/${enc}/stats?minutes=60`).then((r) => setBuckets(r.buckets), () => undefined), [enc]);
   const soon = useMemo(() => throttle(() => void (loadStats(), loadDetail()), 2000), [loadStats, loadDetail]);
 
   useEffect(() => {
     setDetail(null);
+    setCalls([]);
     setError(null);
     void loadDetail();
     void loadCalls();
@@ -126,7 +139,11 @@ export function FunctionPage(props: { name: string }) {
 
   useLive(
     (m) => {
-      if (m.event === 'invocation') {
+      if (m.event === 'ready') {
+        // (Re)connected: whatever was published while the stream was down is read again.
+        void loadCalls();
+        void loadDetail();
+      } else if (m.event === 'invocation') {
         const r = m.data as InvocationRecord;
         if (r.function !== name) return;
         setCalls((old) => (old.some((c) => c.requestId === r.requestId) ? old : [r, ...old].slice(0, RECENT)));
@@ -135,7 +152,7 @@ export function FunctionPage(props: { name: string }) {
         void loadDetail();
       }
     },
-    [name, soon, loadDetail],
+    [name, soon, loadDetail, loadCalls],
   );
 
   const rollback = async (version: number) => {
@@ -183,7 +200,7 @@ export function FunctionPage(props: { name: string }) {
       <div class="grid">
         <div>
           <h3>Invoke</h3>
-          <InvokeForm name={name} />
+          <InvokeForm name={name} onDone={loadCalls} />
         </div>
         <div>
           <h3>Last hour</h3>
