@@ -6,7 +6,7 @@
 //   npm run bench -- density            isolate functions warm per node and first-call speed (issue 15)
 //   npm run bench -- soak               the soak and chaos run (10 min; 1 min with --short; --duration S)
 //   npm run bench -- soak-cluster       the same through a gateway and 3 workers, killing workers and restarting PostgreSQL (10 min; 45 s with --short)
-// Options: --tiers process,container,isolate  --duration S (elasticity)  --profile (warm)  --out DIR
+// Options: --tiers process,container,isolate (elasticity also takes TIER/ungated: the scale-out gate off)  --duration S (elasticity)  --profile (warm)  --out DIR
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

@@ -19,6 +19,8 @@ export interface ServerConfig {
   memoryBudgetMb: number;
   memoryWaitMs: number;
   pauseAfterMs: number;
+  /** Pace instance starts and hold a function at the cores' limit (src/worker/scale-gate.ts). */
+  scaleByCpu: boolean;
   payloadLimitBytes: number;
   deployLimitBytes: number;
   prices: Prices;
@@ -49,6 +51,13 @@ function signedNum(env: NodeJS.ProcessEnv, key: string, fallback: number): numbe
   return n;
 }
 
+function flag(env: NodeJS.ProcessEnv, key: string, fallback: boolean): boolean {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === '1' || raw === '0') return raw === '1';
+  throw new Error(`${key} must be 1 or 0 (got "${raw}")`);
+}
+
 /** Defaults and environment; the CLI layers its flags on top. */
 export function baseConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   return {
@@ -65,6 +74,7 @@ export function baseConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     memoryWaitMs: num(env, 'LAMINA_MEMORY_WAIT_MS', 10_000),
     // Negative: never pause (docs/configuration.md).
     pauseAfterMs: signedNum(env, 'LAMINA_PAUSE_AFTER_MS', 1000),
+    scaleByCpu: flag(env, 'LAMINA_SCALE_BY_CPU', true),
     payloadLimitBytes: num(env, 'LAMINA_PAYLOAD_LIMIT_BYTES', 6 * 1024 * 1024),
     deployLimitBytes: num(env, 'LAMINA_DEPLOY_LIMIT_BYTES', 50 * 1024 * 1024),
     prices: {

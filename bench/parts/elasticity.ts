@@ -79,12 +79,15 @@ export const elasticity: Part = async (o) => {
   for (const v of variants) {
     const handlerFile = path.join(v.fn, 'index.mjs');
     const targets: Target[] = [
-      ...o.tiers.map(
-        (tier): Target => ({
-          label: `Lamina (${tier})`,
+      ...o.tiers.map((spec): Target => {
+        // `TIER/ungated`: the same tier with the scale-out gate off (LAMINA_SCALE_BY_CPU=0), for a comparison in one run.
+        const [tier, variant] = spec.split('/') as [string, string | undefined];
+        const ungated = variant === 'ungated';
+        return {
+          label: `Lamina (${tier}${ungated ? ', ungated' : ''})`,
           kind: 'lamina',
           async start() {
-            const lamina = await startLamina({ sandbox: tier });
+            const lamina = await startLamina({ sandbox: tier, ...(ungated ? { env: { LAMINA_SCALE_BY_CPU: '0' } } : {}) });
             try {
               await lamina.deploy('busy', v.fn, { ...manifest, sandbox: tier });
             } catch (err) {
@@ -94,8 +97,8 @@ export const elasticity: Part = async (o) => {
             await sleep(2000); // the default pre-started pool fills; no instance of `busy` exists yet
             return { urls: [`${lamina.url}/run/busy`], procs: [lamina] };
           },
-        }),
-      ),
+        };
+      }),
       {
         label: '1 server, 1 call at a time',
         kind: 'single',

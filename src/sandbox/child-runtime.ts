@@ -26,6 +26,8 @@ export interface ChildHooks {
   placeCode(spec: LoadSpec): Promise<string | PlacedCode>;
   /** Current and peak memory of the sandbox, in bytes, and its CPU time where the tier can tell. */
   memory(pid: number): Promise<{ current: number; peak: number; cpuMs?: number }>;
+  /** CPU time used so far (ms), read synchronously; tiers that cannot tell cheaply leave it out. */
+  cpuMs?(pid: number): number;
   /** Enforce this RSS cap from userland (tiers without a kernel memory limit). */
   userlandMemoryLimitBytes?: (spec: LoadSpec) => number;
   /** True when the last death was the kernel's OOM killer or a heap-limit abort. */
@@ -267,6 +269,11 @@ export class ChildRuntimeSandbox implements Sandbox {
   /** Present only on tiers that can freeze a sandbox. */
   readonly pause?: () => Promise<void>;
   readonly resume?: () => Promise<void>;
+
+  cpuMs(): number | undefined {
+    if (this.dead || !this.child.pid || !this.hooks.cpuMs) return undefined;
+    return this.hooks.cpuMs(this.child.pid);
+  }
 
   async stats(): Promise<SandboxStats> {
     if (this.dead || !this.child.pid) return { memoryBytes: 0, maxMemoryBytes: this.peakMemory };

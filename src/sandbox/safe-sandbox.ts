@@ -165,6 +165,17 @@ export class SafeSandbox implements Sandbox {
     }
   }
 
+  /** Undefined when the tier cannot tell, the sandbox is gone, or the read fails (a process that just exited). */
+  cpuMs(): number | undefined {
+    if (!this.alive || !this.inner.cpuMs) return undefined;
+    try {
+      const v = this.inner.cpuMs();
+      return v !== undefined && Number.isFinite(v) ? v : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Not serialized behind a slow pause: killing works on a frozen sandbox too (the tiers thaw to kill). */
   async destroy(): Promise<void> {
     this.destroyed = true;

@@ -130,6 +130,12 @@ export interface Sandbox {
   pause?(): Promise<void>;
   resume?(): Promise<void>;
   stats(): Promise<SandboxStats>;
+  /**
+   * Optional: CPU time the sandbox used so far (ms), read synchronously and cheaply
+   * (a kernel counter), or undefined when it cannot tell. The worker samples it while
+   * calls wait, to see whether a function's instances already fill the cores.
+   */
+  cpuMs?(): number | undefined;
   /** Kills the sandbox and frees everything it holds. Idempotent. */
   destroy(): Promise<void>;
   /** Called once when the sandbox dies on its own (not by destroy). */

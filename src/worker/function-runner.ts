@@ -12,6 +12,7 @@ import { prepareCall, readAnswer, type PreparedCall } from '../http/prepare.js';
 import type { HttpResponse } from '../http/response.js';
 import { Instance } from './instance.js';
 import type { InvokeOptions } from './invoke-options.js';
+import type { GateSubject, ScaleGate } from './scale-gate.js';
 
 /** What a sandbox needs to specialize for a version. */
 export function loadSpecOf(fv: FunctionVersion): LoadSpec {
@@ -54,6 +55,8 @@ export interface RunnerDeps {
   /** Called when an instance turns idle; the worker may take it for memory. Returns true if it did. */
   offerIdle(runner: FunctionRunner, inst: Instance): boolean;
   record(r: InvocationRecord): void;
+  /** Paces scale-out and stops it at the cores' limit (absent: every waiting call may start an instance at once). */
+  scaleGate?: Pick<ScaleGate, 'mayStart'>;
 }
 
 /** Starts tried for the calls waiting before they fail with the start's error. */
@@ -77,7 +80,7 @@ interface QueuedCall {
   reject: (e: unknown) => void;
 }
 
-export class FunctionRunner {
+export class FunctionRunner implements GateSubject {
   readonly instances = new Set<Instance>();
   private queue: QueuedCall[] = [];
   private removed = false;
@@ -96,6 +99,18 @@ export class FunctionRunner {
 
   get queueDepth(): number {
     return this.queue.length;
+  }
+
+  get waiting(): boolean {
+    return this.queue.length > 0 && !this.removed && !this.stopping;
+  }
+
+  *cpuReadings(): Iterable<[string, number | undefined]> {
+    for (const inst of this.instances) if (inst.state === 'ready' && inst.version === this.version) yield [inst.id, inst.sandbox?.cpuMs()];
+  }
+
+  rescale(): void {
+    this.scale();
   }
 
   invoke(requestId: string, event: unknown, opts?: InvokeOptions): Promise<CallResult> {
@@ -196,16 +211,26 @@ export class FunctionRunner {
     if (this.removed || this.queue.length === 0) return;
     const m = this.version.manifest;
     let live = 0;
+    let ready = 0;
+    let starting = 0;
     let startingSlots = 0;
     for (const inst of this.instances) {
       if (inst.version !== this.version) continue;
       live++;
-      // A starting instance may already carry a call (sent with its load): that slot is taken.
-      if (inst.state === 'starting') startingSlots += m.instanceConcurrency - inst.inflight;
+      if (inst.state === 'ready') ready++;
+      else if (inst.state === 'starting') {
+        starting++;
+        // A starting instance may already carry a call (sent with its load): that slot is taken.
+        startingSlots += m.instanceConcurrency - inst.inflight;
+      }
     }
+    const gate = this.deps.scaleGate;
     while (this.queue.length > startingSlots && live < m.concurrency) {
+      // Held back: the gate calls rescale() once a sample lets it start more; a start that ends calls scale() too.
+      if (gate && !gate.mayStart(this, { ready, starting })) break;
       void this.startInstance();
       live++;
+      starting++;
       startingSlots += m.instanceConcurrency;
     }
   }
@@ -309,6 +334,8 @@ export class FunctionRunner {
       this.scale();
     });
     this.drain(inst);
+    // One start fewer in flight: calls still waiting may get another (paced by the gate).
+    this.scale();
   }
 
   /** A call taken for a start that did not run it goes back to the head of the queue (or fails: function deleted). */

@@ -1,6 +1,7 @@
 // The node-level worker: one FunctionRunner per function, a shared memory
 // budget with least-recently-used eviction of idle instances, keep-alive
 // expiry, and the link from instances to metering.
+import os from 'node:os';
 import type { ServerConfig } from '../config.js';
 import { LaminaError } from '../errors.js';
 import type { MeterSink } from '../metering/types.js';
@@ -10,6 +11,7 @@ import { FunctionRunner, loadSpecOf, type CallResult } from './function-runner.j
 import type { Instance } from './instance.js';
 import type { InvokeOptions } from './invoke-options.js';
 import { MemoryBudget } from './memory-budget.js';
+import { ScaleGate } from './scale-gate.js';
 
 export type { CallResult } from './function-runner.js';
 
@@ -50,10 +52,12 @@ export interface WorkerOptions {
   memoryWaitMs: number;
   /** Idle time before a pausable instance is frozen; negative disables. */
   pauseAfterMs: number;
+  /** Pace scale-out and stop it at the cores' limit (src/worker/scale-gate.ts); default on. */
+  scaleByCpu?: boolean;
 }
 
 /** The worker's settings out of a server's configuration (one node or a cluster worker). */
-export function workerOptions(c: Pick<ServerConfig, 'keepAliveMs' | 'maxQueue' | 'billingGranularityMs' | 'memoryBudgetMb' | 'memoryWaitMs' | 'pauseAfterMs'>, id: string): WorkerOptions {
+export function workerOptions(c: Pick<ServerConfig, 'keepAliveMs' | 'maxQueue' | 'billingGranularityMs' | 'memoryBudgetMb' | 'memoryWaitMs' | 'pauseAfterMs' | 'scaleByCpu'>, id: string): WorkerOptions {
   return {
     id,
     keepAliveMs: c.keepAliveMs,
@@ -62,6 +66,7 @@ export function workerOptions(c: Pick<ServerConfig, 'keepAliveMs' | 'maxQueue' |
     memoryBudgetMb: c.memoryBudgetMb,
     memoryWaitMs: c.memoryWaitMs,
     pauseAfterMs: c.pauseAfterMs,
+    scaleByCpu: c.scaleByCpu,
   };
 }
 
@@ -93,6 +98,7 @@ export class Worker {
   private stopping = false;
   /** Instances being started ahead of any call, by "name@version". */
   private ahead = new Map<string, Promise<void>>();
+  private readonly gate: ScaleGate | undefined;
 
   constructor(
     private readonly catalog: FunctionCatalog,
@@ -101,6 +107,7 @@ export class Worker {
     readonly opts: WorkerOptions,
   ) {
     this.budget = new MemoryBudget(opts.memoryBudgetMb);
+    this.gate = opts.scaleByCpu === false ? undefined : new ScaleGate({ cores: os.availableParallelism() });
     catalog.on('deployed', (fv) => {
       this.runners.get(fv.name)?.update(fv);
       if (fv.packagesHash) sandboxes.preload?.(fv.manifest, loadSpecOf(fv));
@@ -219,6 +226,7 @@ export class Worker {
   async shutdown(): Promise<void> {
     this.stopping = true;
     clearInterval(this.reaper);
+    this.gate?.stop();
     await Promise.all([...this.runners.values(), ...this.pinned.values()].map((r) => r.shutdown()));
   }
 
@@ -239,6 +247,7 @@ export class Worker {
         return true;
       },
       record: (r: Parameters<MeterSink['record']>[0]) => this.meter.record(r),
+      ...(this.gate ? { scaleGate: this.gate } : {}),
     };
   }
 

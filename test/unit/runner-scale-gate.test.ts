@@ -1,0 +1,99 @@
+// The runner with the scale-out gate (src/worker/scale-gate.ts), against fake sandboxes
+// that take 30 ms to load and 200 ms per call: a burst of 20 calls to a CPU-bound
+// function stops at a few instances (its calls wait for them, in order, and all
+// succeed), while the same burst to a function waiting on I/O gets an instance per call.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseManifest } from '../../src/registry/manifest.js';
+import type { FunctionVersion } from '../../src/registry/types.js';
+import type { InvokeOutcome, Sandbox } from '../../src/sandbox/types.js';
+import { FunctionRunner } from '../../src/worker/function-runner.js';
+import { MemoryBudget } from '../../src/worker/memory-budget.js';
+import { ScaleGate } from '../../src/worker/scale-gate.js';
+
+const CORES = 2;
+const fv: FunctionVersion = {
+  name: 'f',
+  version: 1,
+  codeHash: 'x',
+  manifest: { ...parseManifest({ memoryMb: 128, concurrency: 100 }, { dirName: 'f', files: ['index.mjs'] }) },
+  codeDir: '/nonexistent',
+  codeEntry: 'index.mjs',
+  sizeBytes: 0,
+  createdAt: new Date(0).toISOString(),
+};
+
+/** `cpuBound`: the sandbox burns a whole core from its load on (as 100 spinning calls on 2 cores look from each one's share); else none. */
+function fake(cpuBound: boolean): Sandbox {
+  let alive = true;
+  let loadedAt = 0;
+  return {
+    id: `fake-${Math.random()}`,
+    tier: 'container',
+    shape: { runtime: 'node', memoryMb: 128, network: false },
+    get alive() {
+      return alive;
+    },
+    async load() {
+      await sleep(30);
+      loadedAt = performance.now();
+    },
+    async invoke(req): Promise<InvokeOutcome> {
+      await sleep(200);
+      return { ok: true, value: req.requestId, durationMs: 200, logs: '', maxMemoryBytes: 0 };
+    },
+    cpuMs: () => (cpuBound && loadedAt ? performance.now() - loadedAt : 0),
+    async stats() {
+      return { memoryBytes: 0, maxMemoryBytes: 0 };
+    },
+    async destroy() {
+      alive = false;
+    },
+    onDeath() {},
+  };
+}
+
+async function burst(cpuBound: boolean): Promise<{ started: number; answers: unknown[] }> {
+  const budget = new MemoryBudget(1 << 20);
+  let started = 0;
+  // The node's counters: every core busy (what 2 spinning instances or more make of it).
+  const t0 = performance.now();
+  const gate = new ScaleGate({ cores: CORES, intervalMs: 10, readNode: () => ({ busyMs: (performance.now() - t0) * CORES, totalMs: (performance.now() - t0) * CORES }) });
+  const runner = new FunctionRunner(fv, {
+    workerId: 'w',
+    maxQueue: 100,
+    billingGranularityMs: 1,
+    pauseAfterMs: -1,
+    acquire: async () => {
+      started++;
+      return fake(cpuBound);
+    },
+    reserveMemory: async (mb) => budget.tryReserve(mb),
+    reserveFreeMemory: (mb) => budget.tryReserve(mb),
+    releaseMemory: (mb) => budget.release(mb),
+    offerIdle: () => false,
+    record: () => undefined,
+    scaleGate: gate,
+  });
+  try {
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => runner.invoke(`r${i}`, {})));
+    return { started, answers: results.map((r) => r.outcome.value) };
+  } finally {
+    gate.stop();
+    await runner.shutdown();
+  }
+}
+
+test('a CPU-bound burst stops at a few instances; every call is served', async () => {
+  const { started, answers } = await burst(true);
+  assert.deepEqual(answers, Array.from({ length: 20 }, (_, i) => `r${i}`));
+  assert.ok(started >= CORES, `${started} instances`);
+  assert.ok(started <= 10, `${started} instances for 20 calls on ${CORES} busy cores (ungated: 20)`);
+});
+
+test('a burst that waits on I/O still gets an instance per call, started in rounds', async () => {
+  const { started, answers } = await burst(false);
+  assert.equal(answers.length, 20);
+  assert.ok(started >= 16, `${started} instances`);
+});
