@@ -166,3 +166,14 @@ test('/proc/stat is read on this machine: busy within total, both growing', () =
   const b = readNodeCpu()!;
   assert.ok(b.totalMs >= a.totalMs && b.busyMs >= a.busyMs);
 });
+
+test("a process's CPU time from /proc/PID/stat (the process tier's reading) grows with work", async () => {
+  const { processCpuMs } = await import('../../src/sandbox/process/backend.js');
+  const a = processCpuMs(process.pid);
+  // 60 ms of this process's own CPU time (not wall time: the machine may be busy).
+  const u0 = process.cpuUsage();
+  while (process.cpuUsage(u0).user + process.cpuUsage(u0).system < 60_000);
+  const b = processCpuMs(process.pid);
+  assert.ok(b - a >= 40, `${a} -> ${b} ms after 60 ms of CPU (ticks of 10 ms)`);
+  assert.throws(() => processCpuMs(2 ** 22 + 7), /ENOENT/, 'a process that is gone throws (SafeSandbox turns that into undefined)');
+});
