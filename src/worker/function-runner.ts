@@ -117,12 +117,24 @@ export class FunctionRunner implements GateSubject {
     if (this.removed) return Promise.reject(new LaminaError('FunctionNotFound', `function "${this.name}" does not exist`));
     const inst = this.pickInstance();
     if (inst) return this.run(inst, requestId, event, opts);
-    if (this.queue.length >= this.deps.maxQueue)
+    if (this.queue.length >= this.deps.maxQueue && this.queue.length >= this.deps.maxQueue + this.unstartedSlots())
       return Promise.reject(new LaminaError('TooManyRequests', `function "${this.name}" has ${this.queue.length} calls waiting (the queue's limit); retry later`));
     return new Promise<CallResult>((resolve, reject) => {
       this.queue.push({ requestId, event, opts, resolve, reject });
       this.scale();
     });
+  }
+
+  /**
+   * Slots of the instances the function may still start (up to `concurrency`). Calls held
+   * back by the scale-out gate wait for them in the queue, beyond maxQueue: a call that
+   * would have had an instance of its own is never refused for waiting instead.
+   */
+  private unstartedSlots(): number {
+    const m = this.version.manifest;
+    let live = 0;
+    for (const inst of this.instances) if (inst.version === this.version) live++;
+    return Math.max(0, m.concurrency - live) * m.instanceConcurrency;
   }
 
   /** A new version became current: new calls go to it; old instances retire once idle. */

@@ -54,20 +54,17 @@ function fake(cpuBound: boolean): Sandbox {
   };
 }
 
-async function burst(cpuBound: boolean): Promise<{ started: number; answers: unknown[] }> {
+function runnerWith(gate: Pick<ScaleGate, 'mayStart'>, o: { cpuBound?: boolean; maxQueue?: number; fv?: FunctionVersion } = {}): { runner: FunctionRunner; started: () => number } {
   const budget = new MemoryBudget(1 << 20);
   let started = 0;
-  // The node's counters: every core busy (what 2 spinning instances or more make of it).
-  const t0 = performance.now();
-  const gate = new ScaleGate({ cores: CORES, intervalMs: 10, readNode: () => ({ busyMs: (performance.now() - t0) * CORES, totalMs: (performance.now() - t0) * CORES }) });
-  const runner = new FunctionRunner(fv, {
+  const runner = new FunctionRunner(o.fv ?? fv, {
     workerId: 'w',
-    maxQueue: 100,
+    maxQueue: o.maxQueue ?? 100,
     billingGranularityMs: 1,
     pauseAfterMs: -1,
     acquire: async () => {
       started++;
-      return fake(cpuBound);
+      return fake(o.cpuBound ?? false);
     },
     reserveMemory: async (mb) => budget.tryReserve(mb),
     reserveFreeMemory: (mb) => budget.tryReserve(mb),
@@ -76,9 +73,17 @@ async function burst(cpuBound: boolean): Promise<{ started: number; answers: unk
     record: () => undefined,
     scaleGate: gate,
   });
+  return { runner, started: () => started };
+}
+
+async function burst(cpuBound: boolean): Promise<{ started: number; answers: unknown[] }> {
+  // The node's counters: every core busy (what 2 spinning instances or more make of it).
+  const t0 = performance.now();
+  const gate = new ScaleGate({ cores: CORES, intervalMs: 10, readNode: () => ({ busyMs: (performance.now() - t0) * CORES, totalMs: (performance.now() - t0) * CORES }) });
+  const { runner, started } = runnerWith(gate, { cpuBound });
   try {
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => runner.invoke(`r${i}`, {})));
-    return { started, answers: results.map((r) => r.outcome.value) };
+    return { started: started(), answers: results.map((r) => r.outcome.value) };
   } finally {
     gate.stop();
     await runner.shutdown();
@@ -96,4 +101,20 @@ test('a burst that waits on I/O still gets an instance per call, started in roun
   const { started, answers } = await burst(false);
   assert.equal(answers.length, 20);
   assert.ok(started >= 16, `${started} instances`);
+});
+
+test('calls held back by the gate may wait beyond the queue limit, up to the slots of the instances not started', async () => {
+  // One instance only, whatever waits; a queue limit of 2 and concurrency 5: once it is warm, of 8
+  // simultaneous calls 1 runs, 2 + 4 wait (4 instances could still have been started), the 8th is refused.
+  const only = { mayStart: (_s: unknown, c: { ready: number; starting: number }) => c.ready + c.starting === 0 };
+  const five = { ...fv, manifest: { ...fv.manifest, concurrency: 5 } };
+  const { runner, started } = runnerWith(only, { maxQueue: 2, fv: five });
+  await runner.invoke('warm', {});
+  const settled = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => runner.invoke(`r${i}`, {})));
+  assert.equal(settled.filter((r) => r.status === 'fulfilled').length, 7);
+  const refused = settled.filter((r) => r.status === 'rejected');
+  assert.equal(refused.length, 1);
+  assert.match(String((refused[0] as PromiseRejectedResult).reason), /calls waiting/);
+  assert.equal(started(), 1);
+  await runner.shutdown();
 });
