@@ -10,6 +10,7 @@ import { Channel, type RuntimeFrame } from './channel.js';
 import { ProtocolViolation } from './frames.js';
 import { busySampler, idleSampler, peakSampler, type MemorySampler } from './memory-sampler.js';
 import { VIOLATION } from './line-channel.js';
+import type { SchedSample } from './sched-stat.js';
 import type { InvokeError, InvokeErrorType, InvokeOutcome, InvokeRequest, LoadSpec, ModuleKind, Sandbox, SandboxShape, SandboxStats, SandboxTier } from './types.js';
 
 export interface ChildLaunch {
@@ -26,8 +27,8 @@ export interface ChildHooks {
   placeCode(spec: LoadSpec): Promise<string | PlacedCode>;
   /** Current and peak memory of the sandbox, in bytes, and its CPU time where the tier can tell. */
   memory(pid: number): Promise<{ current: number; peak: number; cpuMs?: number }>;
-  /** CPU time used so far (ms), read synchronously; tiers that cannot tell cheaply leave it out. */
-  cpuMs?(pid: number): number;
+  /** Time on a CPU and waiting for one (ms), read synchronously; tiers that cannot tell cheaply leave it out. */
+  sched?(pid: number): SchedSample;
   /** Enforce this RSS cap from userland (tiers without a kernel memory limit). */
   userlandMemoryLimitBytes?: (spec: LoadSpec) => number;
   /** True when the last death was the kernel's OOM killer or a heap-limit abort. */
@@ -270,9 +271,9 @@ export class ChildRuntimeSandbox implements Sandbox {
   readonly pause?: () => Promise<void>;
   readonly resume?: () => Promise<void>;
 
-  cpuMs(): number | undefined {
-    if (this.dead || !this.child.pid || !this.hooks.cpuMs) return undefined;
-    return this.hooks.cpuMs(this.child.pid);
+  sched(): SchedSample | undefined {
+    if (this.dead || !this.child.pid || !this.hooks.sched) return undefined;
+    return this.hooks.sched(this.child.pid);
   }
 
   async stats(): Promise<SandboxStats> {

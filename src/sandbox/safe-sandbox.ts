@@ -5,6 +5,7 @@
 // on a dead sandbox with a "dead" outcome instead of throwing; and it tells
 // listeners once when the sandbox dies on its own.
 import { LaminaError } from '../errors.js';
+import type { SchedSample } from './sched-stat.js';
 import type { InvokeOutcome, InvokeRequest, LoadSpec, Sandbox, SandboxStats } from './types.js';
 
 export type SafeState = 'running' | 'paused' | 'dead';
@@ -166,11 +167,11 @@ export class SafeSandbox implements Sandbox {
   }
 
   /** Undefined when the tier cannot tell, the sandbox is gone, or the read fails (a process that just exited). */
-  cpuMs(): number | undefined {
-    if (!this.alive || !this.inner.cpuMs) return undefined;
+  sched(): SchedSample | undefined {
+    if (!this.alive || !this.inner.sched) return undefined;
     try {
-      const v = this.inner.cpuMs();
-      return v !== undefined && Number.isFinite(v) ? v : undefined;
+      const v = this.inner.sched();
+      return v && Number.isFinite(v.cpuMs) && Number.isFinite(v.waitMs) ? v : undefined;
     } catch {
       return undefined;
     }

@@ -2,6 +2,7 @@
 // generic sandboxes; the worker specializes one with a function version (`load`),
 // sends it calls (`invoke`) and destroys it. Nothing above this layer knows how
 // isolation is done.
+import type { SchedSample } from './sched-stat.js';
 
 export type SandboxTier = 'container' | 'process' | 'isolate';
 export type RuntimeName = 'node' | 'python';
@@ -131,11 +132,11 @@ export interface Sandbox {
   resume?(): Promise<void>;
   stats(): Promise<SandboxStats>;
   /**
-   * Optional: CPU time the sandbox used so far (ms), read synchronously and cheaply
-   * (a kernel counter), or undefined when it cannot tell. The worker samples it while
-   * calls wait, to see whether a function's instances already fill the cores.
+   * Optional: the sandbox's time on a CPU and waiting for one so far (ms), read
+   * synchronously from kernel counters, or undefined when it cannot tell. The worker
+   * samples it while calls wait, to see whether a function's instances are CPU-bound.
    */
-  cpuMs?(): number | undefined;
+  sched?(): SchedSample | undefined;
   /** Kills the sandbox and frees everything it holds. Idempotent. */
   destroy(): Promise<void>;
   /** Called once when the sandbox dies on its own (not by destroy). */

@@ -7,6 +7,7 @@ import type { InvocationRecord, InvocationStatus } from '../metering/types.js';
 import { finishLogs } from '../metering/report.js';
 import type { FunctionVersion } from '../registry/types.js';
 import { safe, type SafeSandbox } from '../sandbox/safe-sandbox.js';
+import type { SchedSample } from '../sandbox/sched-stat.js';
 import type { InvokeOutcome, InvokeRequest, LoadSpec, Sandbox } from '../sandbox/types.js';
 import { prepareCall, readAnswer, type PreparedCall } from '../http/prepare.js';
 import type { HttpResponse } from '../http/response.js';
@@ -105,8 +106,8 @@ export class FunctionRunner implements GateSubject {
     return this.queue.length > 0 && !this.removed && !this.stopping;
   }
 
-  *cpuReadings(): Iterable<[string, number | undefined]> {
-    for (const inst of this.instances) if (inst.state === 'ready' && inst.version === this.version) yield [inst.id, inst.sandbox?.cpuMs()];
+  *schedReadings(): Iterable<[string, SchedSample | undefined]> {
+    for (const inst of this.instances) if (inst.state === 'ready' && inst.version === this.version) yield [inst.id, inst.sandbox?.sched()];
   }
 
   rescale(): void {

@@ -1,121 +1,92 @@
 // Whether starting one more instance of a function can add throughput. Two rules:
 //  - Slow start: a burst of waiting calls does not launch every start at once; a
-//    function may have as many starts in flight as the node has cores, or as it has
-//    ready instances (so it still doubles per round of starts).
-//  - The cores' limit: a function whose instances already take most of a busy node's
-//    CPU is limited by the cores, not by its instance count. Another instance would
-//    only split the same cores further and cost a sandbox's boot in CPU (a third of a
-//    second on the container tier), so its calls wait for a free instance instead.
-// CPU is read from kernel counters (/proc/stat, each sandbox's cgroup or /proc/PID/stat)
-// only while some function has calls waiting. docs/architecture.md ("Scale-out").
-import { readFileSync } from 'node:fs';
+//    function may have 4 starts in flight per core, or as many as it has ready
+//    instances (so it still doubles per round of starts).
+//  - The cores' limit: a function that already has as many CPU-bound instances as the
+//    node has cores gains nothing from another; it would split the same cores further
+//    and cost a sandbox's boot in CPU (a third of a second on the container tier), so
+//    its calls wait for a free instance instead.
+// "CPU-bound" is read from the kernel's scheduler counters (/proc/PID/schedstat): an
+// instance that was on a CPU or waiting for one nearly all the time wants CPU, however
+// many others share the cores; one waiting on I/O is asleep. Sampled only while the
+// function has calls waiting. docs/architecture.md ("Scale-out").
+import type { SchedSample } from '../sandbox/sched-stat.js';
 
 /** What the gate needs from a function's runner. */
 export interface GateSubject {
   /** Calls are waiting for an instance. */
   readonly waiting: boolean;
-  /** CPU time used so far by each live instance (undefined: the tier cannot tell). */
-  cpuReadings(): Iterable<[id: string, cpuMs: number | undefined]>;
+  /** Scheduler counters of each ready instance (undefined: the tier cannot tell). */
+  schedReadings(): Iterable<[id: string, sample: SchedSample | undefined]>;
   /** Called after a sample that lets it start more. */
   rescale(): void;
-}
-
-/** Node-wide CPU time, summed over all cores (ms). */
-export interface NodeCpu {
-  busyMs: number;
-  totalMs: number;
-}
-
-/** Clock ticks per second of /proc/stat (USER_HZ). */
-const USER_HZ = 100;
-
-/** /proc/stat's first line: user nice system idle iowait irq softirq steal (guest time is inside user). Steal counts as busy: the cores were not ours. */
-export function readNodeCpu(): NodeCpu | undefined {
-  try {
-    const line = readFileSync('/proc/stat', 'utf8').slice(0, 256).split('\n', 1)[0]!;
-    const f = line.trim().split(/\s+/).slice(1, 9).map(Number);
-    if (f.length < 5 || f.some((n) => !Number.isFinite(n))) return undefined;
-    const total = f.reduce((a, b) => a + b, 0);
-    const idle = f[3]! + f[4]!;
-    return { busyMs: ((total - idle) * 1000) / USER_HZ, totalMs: (total * 1000) / USER_HZ };
-  } catch {
-    return undefined;
-  }
 }
 
 export interface ScaleGateOptions {
   cores: number;
   /** Sampling period while calls wait (ms). */
   intervalMs?: number;
-  /** The node is busy from this share of its cores' time on. */
-  busyShare?: number;
-  /** A function takes "most" of the busy CPU from this share on. */
-  functionShare?: number;
-  readNode?: () => NodeCpu | undefined;
+  /** Starts in flight allowed per core before the function has that many ready instances. */
+  startsPerCore?: number;
+  /** An instance runnable (on a CPU or waiting for one) this share of the time is CPU-bound. */
+  runnableShare?: number;
   now?: () => number;
 }
 
 interface SubjectState {
-  readings: Map<string, number>;
+  readings: Map<string, SchedSample>;
   at: number;
   /** The last sample found the function at the cores' limit. */
   full: boolean;
-  fullAt: number;
 }
 
 export class ScaleGate {
   private readonly cores: number;
   private readonly intervalMs: number;
-  private readonly busyShare: number;
-  private readonly functionShare: number;
-  private readonly readNode: () => NodeCpu | undefined;
+  private readonly window: number;
+  private readonly runnableShare: number;
   private readonly now: () => number;
   private readonly subjects = new Map<GateSubject, SubjectState>();
-  private node: { cpu: NodeCpu; at: number } | undefined;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(o: ScaleGateOptions) {
     this.cores = Math.max(1, o.cores);
-    this.intervalMs = o.intervalMs ?? 100;
-    this.busyShare = o.busyShare ?? 0.9;
-    this.functionShare = o.functionShare ?? 0.5;
-    this.readNode = o.readNode ?? readNodeCpu;
+    this.intervalMs = o.intervalMs ?? 50;
+    this.window = this.cores * (o.startsPerCore ?? 4);
+    this.runnableShare = o.runnableShare ?? 0.8;
     this.now = o.now ?? Date.now;
   }
 
   /** Whether `s` may start one more instance now, given its ready and starting instances. */
   mayStart(s: GateSubject, counts: { ready: number; starting: number }): boolean {
+    const st = this.watch(s);
     if (counts.ready + counts.starting === 0) return true;
-    if (counts.starting >= Math.max(this.cores, counts.ready)) return this.hold(s);
-    const st = this.subjects.get(s);
-    // A verdict older than a few periods (the sampler stopped, the load changed) is not trusted.
-    if (st?.full && counts.ready > 0 && this.now() - st.fullAt <= 3 * this.intervalMs) return this.hold(s);
-    return true;
+    if (counts.starting >= Math.max(this.window, counts.ready)) return false;
+    // The last sample's verdict, however late the timer (a server busy spawning sandboxes):
+    // expiring it by the clock would let exactly such a burst through.
+    return !(st.full && counts.ready > 0);
   }
 
   /** Samples `s` from now on while its calls wait; it is asked to rescale after each sample. */
-  private hold(s: GateSubject): false {
-    if (!this.subjects.has(s)) this.subjects.set(s, { readings: new Map(), at: 0, full: false, fullAt: 0 });
+  private watch(s: GateSubject): SubjectState {
+    let st = this.subjects.get(s);
+    if (!st) {
+      st = { readings: new Map(), at: this.now(), full: false };
+      this.subjects.set(s, st);
+      this.sample(s, st);
+    }
     if (!this.timer) {
-      this.sampleNode();
-      this.sampleSubject(s, this.subjects.get(s)!, undefined);
       this.timer = setInterval(() => this.tick(), this.intervalMs);
       this.timer.unref();
     }
-    return false;
+    return st;
   }
 
-  /** One sample of the node and of every subject with calls waiting; exported for tests. */
+  /** One sample of every subject with calls waiting; exported for tests. */
   tick(): void {
-    const prev = this.node;
-    this.sampleNode();
-    const busy = prev && this.node ? { busyMs: this.node.cpu.busyMs - prev.cpu.busyMs, totalMs: this.node.cpu.totalMs - prev.cpu.totalMs } : undefined;
     for (const [s, st] of this.subjects) {
-      if (!s.waiting) {
-        this.subjects.delete(s);
-        continue;
-      }
-      this.sampleSubject(s, st, busy);
+      if (s.waiting) this.sample(s, st);
+      else this.subjects.delete(s);
     }
     if (this.subjects.size === 0) this.stop();
     // After the verdicts: a subject may start again, or keep waiting (it is sampled on).
@@ -125,39 +96,21 @@ export class ScaleGate {
   stop(): void {
     clearInterval(this.timer);
     this.timer = undefined;
-    this.node = undefined;
   }
 
-  private sampleNode(): void {
-    const cpu = this.readNode();
-    this.node = cpu ? { cpu, at: this.now() } : undefined;
-  }
-
-  private sampleSubject(s: GateSubject, st: SubjectState, busy: NodeCpu | undefined): void {
+  private sample(s: GateSubject, st: SubjectState): void {
     const now = this.now();
-    const readings = new Map<string, number>();
-    let used = 0;
-    let known = 0;
-    for (const [id, ms] of s.cpuReadings()) {
-      if (ms === undefined) continue;
-      readings.set(id, ms);
-      const before = st.readings.get(id);
-      if (before !== undefined && ms >= before) {
-        used += ms - before;
-        known++;
-      }
-    }
     const elapsed = now - st.at;
+    const readings = new Map<string, SchedSample>();
+    let cpuBound = 0;
+    for (const [id, r] of s.schedReadings()) {
+      if (!r) continue;
+      readings.set(id, r);
+      const before = st.readings.get(id);
+      if (before && elapsed > 0 && r.cpuMs + r.waitMs - before.cpuMs - before.waitMs >= this.runnableShare * elapsed) cpuBound++;
+    }
     st.readings = readings;
     st.at = now;
-    st.full = known > 0 && elapsed > 0 && this.atCoresLimit(used, elapsed, busy);
-    if (st.full) st.fullAt = now;
-  }
-
-  /** `used`: the function's CPU ms over `elapsed` wall ms; `busy`: the node's over the same period, when known. */
-  private atCoresLimit(used: number, elapsed: number, busy: NodeCpu | undefined): boolean {
-    if (busy && busy.totalMs > 0) return busy.busyMs >= this.busyShare * busy.totalMs && used >= this.functionShare * busy.busyMs;
-    // No node counters: the function alone takes nearly all the cores.
-    return used >= this.busyShare * this.cores * elapsed;
+    st.full = cpuBound >= this.cores;
   }
 }

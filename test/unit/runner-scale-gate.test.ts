@@ -24,7 +24,7 @@ const fv: FunctionVersion = {
   createdAt: new Date(0).toISOString(),
 };
 
-/** `cpuBound`: the sandbox burns a whole core from its load on (as 100 spinning calls on 2 cores look from each one's share); else none. */
+/** `cpuBound`: the sandbox is runnable from its load on (a spinning call); else asleep (a call waiting on I/O). */
 function fake(cpuBound: boolean): Sandbox {
   let alive = true;
   let loadedAt = 0;
@@ -43,7 +43,11 @@ function fake(cpuBound: boolean): Sandbox {
       await sleep(200);
       return { ok: true, value: req.requestId, durationMs: 200, logs: '', maxMemoryBytes: 0 };
     },
-    cpuMs: () => (cpuBound && loadedAt ? performance.now() - loadedAt : 0),
+    // Runnable all the time since the load (on a CPU or queued for one), or asleep.
+    sched: () => {
+      const t = cpuBound && loadedAt ? performance.now() - loadedAt : 0;
+      return { cpuMs: t / 2, waitMs: t / 2 };
+    },
     async stats() {
       return { memoryBytes: 0, maxMemoryBytes: 0 };
     },
@@ -77,9 +81,7 @@ function runnerWith(gate: Pick<ScaleGate, 'mayStart'>, o: { cpuBound?: boolean; 
 }
 
 async function burst(cpuBound: boolean): Promise<{ started: number; answers: unknown[] }> {
-  // The node's counters: every core busy (what 2 spinning instances or more make of it).
-  const t0 = performance.now();
-  const gate = new ScaleGate({ cores: CORES, intervalMs: 10, readNode: () => ({ busyMs: (performance.now() - t0) * CORES, totalMs: (performance.now() - t0) * CORES }) });
+  const gate = new ScaleGate({ cores: CORES, intervalMs: 10, startsPerCore: 1 });
   const { runner, started } = runnerWith(gate, { cpuBound });
   try {
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => runner.invoke(`r${i}`, {})));

@@ -1,42 +1,35 @@
 // The scale-out gate (src/worker/scale-gate.ts): slow start, the cores' limit for
 // CPU-bound functions, and scale-out as before for everything else. Driven with a
-// fake clock, fake node counters and fake instance CPU readings, one tick at a time.
+// fake clock and fake scheduler counters, one tick at a time.
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
-import { readNodeCpu, ScaleGate, type GateSubject, type NodeCpu } from '../../src/worker/scale-gate.js';
+import { readSchedStat, readSchedStatOfProcs, type SchedSample } from '../../src/sandbox/sched-stat.js';
+import { ScaleGate, type GateSubject } from '../../src/worker/scale-gate.js';
 
-/** A fake node of `cores` cores: `advance(ms, busyCores)` moves the clock and the counters. */
-function fakeNode(cores: number) {
+/** A function with `n` instances; `run(ms, runnable)` moves the clock, each instance runnable that long (split between CPU and run queue). */
+function fakeFunction(n: number, opts: { readable?: boolean } = {}) {
   let now = 0;
-  const cpu: NodeCpu = { busyMs: 0, totalMs: 0 };
-  return {
-    now: () => now,
-    read: () => ({ ...cpu }),
-    advance(ms: number, busyCores: number) {
-      now += ms;
-      cpu.totalMs += ms * cores;
-      cpu.busyMs += ms * busyCores;
-    },
-  };
-}
-
-/** A function with `n` instances; `burn(ms)` adds CPU to each. */
-function fakeSubject(n: number, opts: { readable?: boolean } = {}) {
-  const cpu = new Map<string, number>(Array.from({ length: n }, (_, i) => [`i${i}`, 0]));
+  const sched = new Map<string, SchedSample>(Array.from({ length: n }, (_, i) => [`i${i}`, { cpuMs: 0, waitMs: 0 }]));
   let rescaled = 0;
-  const s: GateSubject & { waitingNow: boolean; burn(ms: number): void; rescaled(): number } = {
+  const s: GateSubject & { waitingNow: boolean; now(): number; run(ms: number, runnableMs: number): void; rescaled(): number } = {
     waitingNow: true,
     get waiting() {
       return this.waitingNow;
     },
-    *cpuReadings() {
-      for (const [id, ms] of cpu) yield [id, opts.readable === false ? undefined : ms];
+    *schedReadings() {
+      for (const [id, v] of sched) yield [id, opts.readable === false ? undefined : { ...v }];
     },
     rescale() {
       rescaled++;
     },
-    burn(ms: number) {
-      for (const [id, v] of cpu) cpu.set(id, v + ms);
+    now: () => now,
+    run(ms, runnableMs) {
+      now += ms;
+      // Two cores, n runnable instances: each is on a CPU part of the time and queued the rest.
+      for (const v of sched.values()) {
+        v.cpuMs += runnableMs / 2;
+        v.waitMs += runnableMs / 2;
+      }
     },
     rescaled: () => rescaled,
   };
@@ -48,132 +41,105 @@ afterEach(() => {
   for (const g of gates.splice(0)) g.stop();
 });
 
-function gateOn(node: ReturnType<typeof fakeNode>, cores = 2, readNode: () => NodeCpu | undefined = node.read): ScaleGate {
-  // The period's timer is unref'd and its ticks find the same fake clock; the test ticks by hand.
-  const g = new ScaleGate({ cores, intervalMs: 100, readNode, now: node.now });
+function gateFor(f: { now(): number }, cores = 2): ScaleGate {
+  // The period's timer is unref'd; the test ticks by hand (real ticks find the fake clock unmoved).
+  const g = new ScaleGate({ cores, intervalMs: 50, now: f.now });
   gates.push(g);
   return g;
 }
 
-test('the first instance always starts; then starts in flight are held to max(cores, ready instances)', () => {
-  const node = fakeNode(2);
-  const g = gateOn(node);
-  const s = fakeSubject(0);
-  assert.equal(g.mayStart(s, { ready: 0, starting: 0 }), true);
-  assert.equal(g.mayStart(s, { ready: 0, starting: 1 }), true);
-  assert.equal(g.mayStart(s, { ready: 0, starting: 2 }), false, 'a burst waits for the first starts');
-  assert.equal(g.mayStart(s, { ready: 2, starting: 2 }), false);
-  assert.equal(g.mayStart(s, { ready: 8, starting: 7 }), true, 'eight ready instances may have eight starts in flight');
-  assert.equal(g.mayStart(s, { ready: 8, starting: 8 }), false);
+test('the first instance always starts; then starts in flight are held to max(4 per core, ready instances)', () => {
+  const f = fakeFunction(0);
+  const g = gateFor(f);
+  assert.equal(g.mayStart(f, { ready: 0, starting: 0 }), true);
+  assert.equal(g.mayStart(f, { ready: 0, starting: 7 }), true);
+  assert.equal(g.mayStart(f, { ready: 0, starting: 8 }), false, 'a burst waits for the first starts');
+  assert.equal(g.mayStart(f, { ready: 4, starting: 8 }), false);
+  assert.equal(g.mayStart(f, { ready: 20, starting: 19 }), true, 'twenty ready instances may have twenty starts in flight');
+  assert.equal(g.mayStart(f, { ready: 20, starting: 20 }), false);
 });
 
-test('a function whose instances fill a busy node is held at its instances; it scales again once its calls stop burning CPU', () => {
-  const node = fakeNode(2);
-  const g = gateOn(node);
-  const s = fakeSubject(3);
-  // Held by slow start first: that begins the sampling.
-  assert.equal(g.mayStart(s, { ready: 1, starting: 2 }), false);
-  node.advance(100, 1.95);
-  s.burn(60); // 3 instances x 60 ms = 180 of the 195 busy ms
+test('as many CPU-bound instances as cores: no instance more; it scales again once its calls wait on I/O', () => {
+  const f = fakeFunction(2);
+  const g = gateFor(f);
+  assert.equal(g.mayStart(f, { ready: 2, starting: 0 }), true, 'nothing known yet');
+  f.run(50, 49);
   g.tick();
-  assert.equal(g.mayStart(s, { ready: 3, starting: 0 }), false, 'at the cores limit: no instance more');
-  assert.ok(s.rescaled() >= 1, 'asked to rescale after each sample');
-  // The calls turn to waiting on I/O: the node goes quiet.
-  node.advance(100, 0.2);
-  s.burn(1);
+  assert.equal(g.mayStart(f, { ready: 2, starting: 0 }), false, 'two runnable instances fill two cores');
+  assert.ok(f.rescaled() >= 1, 'asked to rescale after each sample');
+  f.run(50, 2); // the calls now wait on I/O
   g.tick();
-  assert.equal(g.mayStart(s, { ready: 3, starting: 0 }), true);
+  assert.equal(g.mayStart(f, { ready: 2, starting: 0 }), true);
 });
 
-test('a busy node whose CPU goes mostly elsewhere does not hold the function back', () => {
-  const node = fakeNode(2);
-  const g = gateOn(node);
-  const s = fakeSubject(2);
-  assert.equal(g.mayStart(s, { ready: 0, starting: 2 }), false);
-  node.advance(100, 2);
-  s.burn(20); // 40 of 200 busy ms
+test('fewer CPU-bound instances than cores: another one adds throughput', () => {
+  const f = fakeFunction(1);
+  const g = gateFor(f);
+  g.mayStart(f, { ready: 1, starting: 0 });
+  f.run(50, 50);
   g.tick();
-  assert.equal(g.mayStart(s, { ready: 2, starting: 0 }), true);
+  assert.equal(g.mayStart(f, { ready: 1, starting: 0 }), true);
 });
 
-test('a function on a node with idle cores is not held back, however much CPU it uses', () => {
-  const node = fakeNode(4);
-  const g = gateOn(node, 4);
-  const s = fakeSubject(2);
-  assert.equal(g.mayStart(s, { ready: 0, starting: 4 }), false);
-  node.advance(100, 2.1);
-  s.burn(100); // two instances, one core each, two cores idle
+test('instances that mostly sleep never hold a function back, however many there are', () => {
+  const f = fakeFunction(50);
+  const g = gateFor(f);
+  g.mayStart(f, { ready: 50, starting: 0 });
+  f.run(50, 10);
   g.tick();
-  assert.equal(g.mayStart(s, { ready: 2, starting: 0 }), true);
+  assert.equal(g.mayStart(f, { ready: 50, starting: 0 }), true);
 });
 
-test('a verdict goes stale when no sample follows it', () => {
-  const node = fakeNode(2);
-  const g = gateOn(node);
-  const s = fakeSubject(2);
-  g.mayStart(s, { ready: 0, starting: 2 });
-  node.advance(100, 2);
-  s.burn(95);
+test('a verdict holds until the next sample, however late it comes', () => {
+  const f = fakeFunction(2);
+  const g = gateFor(f);
+  g.mayStart(f, { ready: 2, starting: 0 });
+  f.run(50, 50);
   g.tick();
-  assert.equal(g.mayStart(s, { ready: 2, starting: 0 }), false);
-  node.advance(301, 2);
-  assert.equal(g.mayStart(s, { ready: 2, starting: 0 }), true);
+  assert.equal(g.mayStart(f, { ready: 2, starting: 0 }), false);
+  f.run(400, 400); // a late tick (the server's thread was busy): still runnable all along
+  assert.equal(g.mayStart(f, { ready: 2, starting: 0 }), false);
+  g.tick();
+  assert.equal(g.mayStart(f, { ready: 2, starting: 0 }), false);
 });
 
-test('a tier that cannot read its CPU is never held at the cores limit', () => {
-  const node = fakeNode(2);
-  const g = gateOn(node);
-  const s = fakeSubject(4, { readable: false });
-  g.mayStart(s, { ready: 0, starting: 2 });
-  node.advance(100, 2);
+test('a tier that cannot read its counters is never held at the cores limit', () => {
+  const f = fakeFunction(4, { readable: false });
+  const g = gateFor(f);
+  g.mayStart(f, { ready: 4, starting: 0 });
+  f.run(50, 50);
   g.tick();
-  assert.equal(g.mayStart(s, { ready: 4, starting: 0 }), true);
-});
-
-test('without node counters, a function taking nearly all the cores is held', () => {
-  const node = fakeNode(2);
-  const g = gateOn(node, 2, () => undefined);
-  const s = fakeSubject(2);
-  g.mayStart(s, { ready: 0, starting: 2 });
-  node.advance(100, 0);
-  s.burn(95);
-  g.tick();
-  assert.equal(g.mayStart(s, { ready: 2, starting: 0 }), false);
-  node.advance(100, 0);
-  s.burn(50);
-  g.tick();
-  assert.equal(g.mayStart(s, { ready: 2, starting: 0 }), true);
+  assert.equal(g.mayStart(f, { ready: 4, starting: 0 }), true);
 });
 
 test('a function with no calls waiting is dropped from the samples', () => {
-  const node = fakeNode(2);
-  const g = gateOn(node);
-  const s = fakeSubject(2);
-  g.mayStart(s, { ready: 0, starting: 2 });
-  s.waitingNow = false;
-  node.advance(100, 2);
+  const f = fakeFunction(2);
+  const g = gateFor(f);
+  g.mayStart(f, { ready: 2, starting: 0 });
+  f.waitingNow = false;
+  f.run(50, 50);
   g.tick();
-  assert.equal(s.rescaled(), 0);
+  assert.equal(f.rescaled(), 0);
 });
 
-test('/proc/stat is read on this machine: busy within total, both growing', () => {
-  const a = readNodeCpu();
-  assert.ok(a, '/proc/stat readable');
-  assert.ok(a.busyMs >= 0 && a.busyMs <= a.totalMs);
-  let x = 0;
-  for (let i = 0; i < 5e6; i++) x += i;
-  assert.ok(x > 0);
-  const b = readNodeCpu()!;
-  assert.ok(b.totalMs >= a.totalMs && b.busyMs >= a.busyMs);
-});
-
-test("a process's CPU time from /proc/PID/stat (the process tier's reading) grows with work", async () => {
-  const { processCpuMs } = await import('../../src/sandbox/process/backend.js');
-  const a = processCpuMs(process.pid);
+test("a process's scheduler counters (/proc/PID/schedstat) grow with its work; a gone process throws", () => {
+  const a = readSchedStat(process.pid);
   // 60 ms of this process's own CPU time (not wall time: the machine may be busy).
   const u0 = process.cpuUsage();
   while (process.cpuUsage(u0).user + process.cpuUsage(u0).system < 60_000);
-  const b = processCpuMs(process.pid);
-  assert.ok(b - a >= 40, `${a} -> ${b} ms after 60 ms of CPU (ticks of 10 ms)`);
-  assert.throws(() => processCpuMs(2 ** 22 + 7), /ENOENT/, 'a process that is gone throws (SafeSandbox turns that into undefined)');
+  const b = readSchedStat(process.pid);
+  // The main thread's share of the process's 60 ms (GC and loader threads take some).
+  assert.ok(b.cpuMs - a.cpuMs > 10 && b.cpuMs - a.cpuMs <= 80, `${a.cpuMs} -> ${b.cpuMs} ms on a CPU after 60 ms of the process's work`);
+  assert.ok(b.waitMs >= a.waitMs);
+  assert.throws(() => readSchedStat(2 ** 22 + 7), /ENOENT/, 'SafeSandbox turns this into undefined');
+});
+
+test('a cgroup.procs list is summed, skipping processes that are gone', async () => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const file = `${mkdtempSync(`${tmpdir()}/procs-`)}/cgroup.procs`;
+  writeFileSync(file, `${process.pid}\n${2 ** 22 + 7}\n\n`);
+  const one = readSchedStat(process.pid);
+  const sum = readSchedStatOfProcs(file);
+  assert.ok(sum.cpuMs >= one.cpuMs && sum.cpuMs < one.cpuMs + 1000);
 });

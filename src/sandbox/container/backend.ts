@@ -17,6 +17,7 @@ import { sharedUids } from '../uids.js';
 import { PYTHON, SANDBOX_PATHS, bwrapArgs, etcContents, nodeArgs, nodeBinds, pythonBinds, pythonExtensionBinds, type Bind } from './bwrap-args.js';
 import { openCgroups, type CgroupLimits, type CgroupManager, type CgroupOptions, type SandboxCgroup } from './cgroups.js';
 import { seccompProgram } from './seccomp.js';
+import { readSchedStatOfProcs } from '../sched-stat.js';
 
 const MiB = 1024 * 1024;
 /** bwrap reads the seccomp program from this descriptor (0-2 stdio, 3 the protocol channel). */
@@ -147,7 +148,8 @@ export class ContainerBackend implements SandboxBackend {
         const [m, cpuMs] = await Promise.all([cg.memory(), cg.cpuMs()]);
         return { ...m, cpuMs };
       },
-      cpuMs: () => cg.cpuMsNow(),
+      // Every process of the sandbox: bwrap's two (asleep) and the runtime.
+      sched: () => readSchedStatOfProcs(cg.procsFiles[0]!),
       // V8 prints this when the heap cap is hit; the cgroup counts kernel OOM kills.
       diedOfMemory: async (stderr) => /FATAL ERROR:.*(heap limit|heap out of memory)/i.test(stderr) || (await cg.oomKills()) > 0,
       kill: (child) => {

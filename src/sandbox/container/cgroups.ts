@@ -25,8 +25,6 @@ export interface SandboxCgroup {
   readonly dirs: string[];
   memory(): Promise<{ current: number; peak: number }>;
   cpuMs(): Promise<number>;
-  /** The same, read synchronously (a small kernel file): for the worker's scale-out sampler. */
-  cpuMsNow(): number;
   /** OOM kills seen in this cgroup; remembered after `remove`. */
   oomKills(): Promise<number>;
   /** Changes the task cap (a function's own `processes` limit, set when it loads). */
@@ -196,10 +194,7 @@ abstract class BaseCgroup implements SandboxCgroup {
     private readonly onRemoved: () => void,
   ) {}
   abstract memory(): Promise<{ current: number; peak: number }>;
-  abstract cpuMsNow(): number;
-  cpuMs(): Promise<number> {
-    return Promise.resolve().then(() => this.cpuMsNow());
-  }
+  abstract cpuMs(): Promise<number>;
   abstract setPidsMax(n: number): Promise<void>;
   abstract freeze(): Promise<void>;
   abstract thaw(): Promise<void>;
@@ -279,8 +274,8 @@ class V1Cgroup extends BaseCgroup {
     return { current, peak };
   }
 
-  cpuMsNow(): number {
-    return Number(readFileSync(path.join(this.dir.cpuacct, 'cpuacct.usage'), 'utf8').trim()) / 1e6;
+  async cpuMs(): Promise<number> {
+    return (await readNum(path.join(this.dir.cpuacct, 'cpuacct.usage'))) / 1e6;
   }
 
   protected async readOomKills(): Promise<number> {
@@ -362,8 +357,8 @@ class V2Cgroup extends BaseCgroup {
     return { current, peak };
   }
 
-  cpuMsNow(): number {
-    return Number(/^usage_usec (\d+)$/m.exec(readFileSync(path.join(this.dir, 'cpu.stat'), 'utf8'))?.[1] ?? 0) / 1000;
+  async cpuMs(): Promise<number> {
+    return ((await readKeyed(path.join(this.dir, 'cpu.stat'), 'usage_usec')) ?? 0) / 1000;
   }
 
   protected async readOomKills(): Promise<number> {

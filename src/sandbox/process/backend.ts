@@ -11,21 +11,14 @@ import path from 'node:path';
 import { ChildRuntimeSandbox } from '../child-runtime.js';
 import { placeCodeFiles } from '../code.js';
 import { packageViews } from '../packages.js';
+import { readSchedStat } from '../sched-stat.js';
 import type { RunDir } from '../run-dir.js';
 import type { RuntimeName, Sandbox, SandboxBackend, SandboxShape } from '../types.js';
 import { sharedUids, type UidAllocator } from '../uids.js';
 import { canHidePaths, hidingLauncher } from './hide-paths.js';
 
 const PAGE = 4096;
-/** Clock ticks per second of /proc's CPU times (USER_HZ, 100 on every Linux Node supports). */
-const USER_HZ = 100;
 
-/** User + system CPU time of one process (ms), from /proc/PID/stat: fields 14 and 15, counted after the command's closing parenthesis. */
-export function processCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(rest[11]) + Number(rest[12])) * 1000) / USER_HZ;
-}
 
 export interface ProcessIsolation {
   /** Run each sandbox as its own unprivileged uid (needs root). */
@@ -131,7 +124,7 @@ export class ProcessBackend implements SandboxBackend {
         const rss = Number(statm.split(' ')[1]) * PAGE;
         return { current: rss, peak: rss };
       },
-      cpuMs: (pid) => processCpuMs(pid),
+      sched: (pid) => readSchedStat(pid),
       userlandMemoryLimitBytes: (spec) => spec.memoryMb * 1024 * 1024,
       diedOfMemory: (stderr, signal) => signal === 'SIGABRT' && /heap out of memory|Reached heap limit/i.test(stderr),
       cleanup: async () => {
