@@ -13,11 +13,11 @@ import { placeCodeFiles } from '../code.js';
 import { packageViews } from '../packages.js';
 import type { RunDir } from '../run-dir.js';
 import type { RuntimeName, Sandbox, SandboxBackend, SandboxShape } from '../types.js';
+import { readSchedStatOfProcs } from '../sched-stat.js';
 import { sharedUids } from '../uids.js';
 import { PYTHON, SANDBOX_PATHS, bwrapArgs, etcContents, nodeArgs, nodeBinds, pythonBinds, pythonExtensionBinds, type Bind } from './bwrap-args.js';
 import { openCgroups, type CgroupLimits, type CgroupManager, type CgroupOptions, type SandboxCgroup } from './cgroups.js';
 import { seccompProgram } from './seccomp.js';
-import { readSchedStatOfProcs } from '../sched-stat.js';
 
 const MiB = 1024 * 1024;
 /** bwrap reads the seccomp program from this descriptor (0-2 stdio, 3 the protocol channel). */

@@ -19,7 +19,6 @@ import { canHidePaths, hidingLauncher } from './hide-paths.js';
 
 const PAGE = 4096;
 
-
 export interface ProcessIsolation {
   /** Run each sandbox as its own unprivileged uid (needs root). */
   dropPrivileges: boolean;
