@@ -1,7 +1,9 @@
 // Whether starting one more instance of a function can add throughput. Two rules:
 //  - Slow start: a burst of waiting calls does not launch every start at once; a
 //    function may have 4 starts in flight per core, or as many as it has ready
-//    instances (so it still doubles per round of starts).
+//    instances (so it still doubles per round of starts), until a sample shows its
+//    instances mostly asleep (calls that wait on I/O): from then on it scales out as
+//    fast as calls arrive.
 //  - The cores' limit: a function that already has as many CPU-bound instances as the
 //    node has cores gains nothing from another; it would split the same cores further
 //    and cost a sandbox's boot in CPU (a third of a second on the container tier), so
@@ -38,6 +40,8 @@ interface SubjectState {
   at: number;
   /** The last sample found the function at the cores' limit. */
   full: boolean;
+  /** The last sample found more of its instances asleep than CPU-bound. */
+  asleep: boolean;
 }
 
 export class ScaleGate {
@@ -61,7 +65,7 @@ export class ScaleGate {
   mayStart(s: GateSubject, counts: { ready: number; starting: number }): boolean {
     const st = this.watch(s);
     if (counts.ready + counts.starting === 0) return true;
-    if (counts.starting >= Math.max(this.window, counts.ready)) return false;
+    if (counts.starting >= Math.max(this.window, counts.ready) && !st.asleep) return false;
     // The last sample's verdict, however late the timer (a server busy spawning sandboxes):
     // expiring it by the clock would let exactly such a burst through.
     return !(st.full && counts.ready > 0);
@@ -71,7 +75,7 @@ export class ScaleGate {
   private watch(s: GateSubject): SubjectState {
     let st = this.subjects.get(s);
     if (!st) {
-      st = { readings: new Map(), at: this.now(), full: false };
+      st = { readings: new Map(), at: this.now(), full: false, asleep: false };
       this.subjects.set(s, st);
       this.sample(s, st);
     }
@@ -103,14 +107,18 @@ export class ScaleGate {
     const elapsed = now - st.at;
     const readings = new Map<string, SchedSample>();
     let cpuBound = 0;
+    let asleep = 0;
     for (const [id, r] of s.schedReadings()) {
       if (!r) continue;
       readings.set(id, r);
       const before = st.readings.get(id);
-      if (before && elapsed > 0 && r.cpuMs + r.waitMs - before.cpuMs - before.waitMs >= this.runnableShare * elapsed) cpuBound++;
+      if (!before || elapsed <= 0) continue;
+      if (r.cpuMs + r.waitMs - before.cpuMs - before.waitMs >= this.runnableShare * elapsed) cpuBound++;
+      else asleep++;
     }
     st.readings = readings;
     st.at = now;
     st.full = cpuBound >= this.cores;
+    st.asleep = asleep > cpuBound;
   }
 }

@@ -59,6 +59,18 @@ test('the first instance always starts; then starts in flight are held to max(4 
   assert.equal(g.mayStart(f, { ready: 20, starting: 20 }), false);
 });
 
+test('once a sample shows the instances mostly asleep (calls waiting on I/O), starts are no longer paced', () => {
+  const f = fakeFunction(3);
+  const g = gateFor(f);
+  assert.equal(g.mayStart(f, { ready: 3, starting: 8 }), false);
+  f.run(50, 5);
+  g.tick();
+  assert.equal(g.mayStart(f, { ready: 3, starting: 60 }), true);
+  f.run(50, 50); // the same instances now spin: paced again (and at the cores' limit)
+  g.tick();
+  assert.equal(g.mayStart(f, { ready: 3, starting: 8 }), false);
+});
+
 test('as many CPU-bound instances as cores: no instance more; it scales again once its calls wait on I/O', () => {
   const f = fakeFunction(2);
   const g = gateFor(f);
