@@ -6,22 +6,13 @@
 // started ahead (at deploy): warm when ready, cold for a call that waited for them.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseManifest } from '../../src/registry/manifest.js';
 import type { FunctionVersion } from '../../src/registry/types.js';
 import type { InvokeOutcome, InvokeRequest, ModuleKind, Sandbox } from '../../src/sandbox/types.js';
 import { FunctionRunner } from '../../src/worker/function-runner.js';
 import { MemoryBudget } from '../../src/worker/memory-budget.js';
+import { runnerDeps, testVersion } from '../helpers/runner.js';
 
-const fv: FunctionVersion = {
-  name: 'f',
-  version: 1,
-  codeHash: 'x',
-  manifest: { ...parseManifest({ memoryMb: 128, concurrency: 4 }, { dirName: 'f', files: ['index.mjs'] }) },
-  codeDir: '/nonexistent',
-  codeEntry: 'index.mjs',
-  sizeBytes: 0,
-  createdAt: new Date(0).toISOString(),
-};
+const fv = testVersion({ concurrency: 4 });
 
 interface Behaviour {
   /** load (and loadWithCall) rejects with this message. */
@@ -91,22 +82,12 @@ function fake(b: Behaviour): Fake {
 function runnerWith(b: Behaviour, manifest: Partial<FunctionVersion['manifest']> = {}): { runner: FunctionRunner; budget: MemoryBudget; made: Fake[] } {
   const budget = new MemoryBudget(1024);
   const made: Fake[] = [];
-  const runner = new FunctionRunner({ ...fv, manifest: { ...fv.manifest, ...manifest } }, {
-    workerId: 'w',
-    maxQueue: 100,
-    billingGranularityMs: 1,
-    pauseAfterMs: -1,
-    acquire: async () => {
-      const sb = fake(b);
-      made.push(sb);
-      return sb;
-    },
-    reserveMemory: async (mb) => budget.tryReserve(mb),
-    reserveFreeMemory: (mb) => budget.tryReserve(mb),
-    releaseMemory: (mb) => budget.release(mb),
-    offerIdle: () => false,
-    record: () => undefined,
-  });
+  const acquire = async () => {
+    const sb = fake(b);
+    made.push(sb);
+    return sb;
+  };
+  const runner = new FunctionRunner({ ...fv, manifest: { ...fv.manifest, ...manifest } }, runnerDeps(budget, acquire));
   return { runner, budget, made };
 }
 

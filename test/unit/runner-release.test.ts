@@ -4,22 +4,12 @@
 // attack the worker's memory budget counts back to zero.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseManifest } from '../../src/registry/manifest.js';
-import type { FunctionVersion } from '../../src/registry/types.js';
 import type { InvokeOutcome, Sandbox } from '../../src/sandbox/types.js';
 import { FunctionRunner } from '../../src/worker/function-runner.js';
 import { MemoryBudget } from '../../src/worker/memory-budget.js';
+import { runnerDeps, testVersion } from '../helpers/runner.js';
 
-const fv: FunctionVersion = {
-  name: 'f',
-  version: 1,
-  codeHash: 'x',
-  manifest: { ...parseManifest({ memoryMb: 128, concurrency: 4 }, { dirName: 'f', files: ['index.mjs'] }) },
-  codeDir: '/nonexistent',
-  codeEntry: 'index.mjs',
-  sizeBytes: 0,
-  createdAt: new Date(0).toISOString(),
-};
+const fv = testVersion({ concurrency: 4 });
 
 interface Faults {
   invoke?: 'throw';
@@ -64,22 +54,12 @@ function fakeSandbox(faults: Faults): Sandbox {
 function runnerWith(faults: Faults, pauseAfterMs = -1): { runner: FunctionRunner; budget: MemoryBudget; made: Sandbox[] } {
   const budget = new MemoryBudget(1024);
   const made: Sandbox[] = [];
-  const runner = new FunctionRunner(fv, {
-    workerId: 'w',
-    maxQueue: 100,
-    billingGranularityMs: 1,
-    pauseAfterMs,
-    acquire: async () => {
-      const sb = fakeSandbox(faults);
-      made.push(sb);
-      return sb;
-    },
-    reserveMemory: async (mb) => budget.tryReserve(mb),
-    reserveFreeMemory: (mb) => budget.tryReserve(mb),
-    releaseMemory: (mb) => budget.release(mb),
-    offerIdle: () => false,
-    record: () => undefined,
-  });
+  const acquire = async () => {
+    const sb = fakeSandbox(faults);
+    made.push(sb);
+    return sb;
+  };
+  const runner = new FunctionRunner(fv, runnerDeps(budget, acquire, { pauseAfterMs }));
   return { runner, budget, made };
 }
 

@@ -5,24 +5,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseManifest } from '../../src/registry/manifest.js';
 import type { FunctionVersion } from '../../src/registry/types.js';
 import type { InvokeOutcome, Sandbox } from '../../src/sandbox/types.js';
 import { FunctionRunner } from '../../src/worker/function-runner.js';
 import { MemoryBudget } from '../../src/worker/memory-budget.js';
 import { ScaleGate } from '../../src/worker/scale-gate.js';
+import { runnerDeps, testVersion } from '../helpers/runner.js';
 
 const CORES = 2;
-const fv: FunctionVersion = {
-  name: 'f',
-  version: 1,
-  codeHash: 'x',
-  manifest: { ...parseManifest({ memoryMb: 128, concurrency: 100 }, { dirName: 'f', files: ['index.mjs'] }) },
-  codeDir: '/nonexistent',
-  codeEntry: 'index.mjs',
-  sizeBytes: 0,
-  createdAt: new Date(0).toISOString(),
-};
+const fv = testVersion({ concurrency: 100 });
 
 /** `cpuBound`: the sandbox is runnable from its load on (a spinning call); else asleep (a call waiting on I/O). */
 function fake(cpuBound: boolean): Sandbox {
@@ -61,22 +52,11 @@ function fake(cpuBound: boolean): Sandbox {
 function runnerWith(gate: Pick<ScaleGate, 'mayStart'>, o: { cpuBound?: boolean; maxQueue?: number; fv?: FunctionVersion } = {}): { runner: FunctionRunner; started: () => number } {
   const budget = new MemoryBudget(1 << 20);
   let started = 0;
-  const runner = new FunctionRunner(o.fv ?? fv, {
-    workerId: 'w',
-    maxQueue: o.maxQueue ?? 100,
-    billingGranularityMs: 1,
-    pauseAfterMs: -1,
-    acquire: async () => {
-      started++;
-      return fake(o.cpuBound ?? false);
-    },
-    reserveMemory: async (mb) => budget.tryReserve(mb),
-    reserveFreeMemory: (mb) => budget.tryReserve(mb),
-    releaseMemory: (mb) => budget.release(mb),
-    offerIdle: () => false,
-    record: () => undefined,
-    scaleGate: gate,
-  });
+  const acquire = async () => {
+    started++;
+    return fake(o.cpuBound ?? false);
+  };
+  const runner = new FunctionRunner(o.fv ?? fv, runnerDeps(budget, acquire, { maxQueue: o.maxQueue ?? 100, scaleGate: gate }));
   return { runner, started: () => started };
 }
 
