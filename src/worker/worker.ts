@@ -134,7 +134,7 @@ export class Worker {
     if (this.stopping) return Promise.reject(new LaminaError('ServiceUnavailable', 'the worker is shutting down'));
     const fv = this.catalog.current(name);
     if (!fv) return Promise.reject(new LaminaError('FunctionNotFound', `function "${name}" does not exist`));
-    if (opts?.version !== undefined && opts.version !== fv.version) return this.invokePinned(name, opts.version, requestId, event);
+    if (opts?.version !== undefined && opts.version !== fv.version) return this.invokePinned(name, opts.version, requestId, event, opts);
     return this.runnerFor(fv).invoke(requestId, event, opts);
   }
 
@@ -178,7 +178,7 @@ export class Worker {
   }
 
   /** A call to a stored version that is not the current one: its own runner, kept while it has instances. */
-  private async invokePinned(name: string, version: number, requestId: string, event: unknown): Promise<CallResult> {
+  private async invokePinned(name: string, version: number, requestId: string, event: unknown, opts: InvokeOptions): Promise<CallResult> {
     const key = `${name}@${version}`;
     let runner = this.pinned.get(key);
     if (!runner) {
@@ -190,7 +190,8 @@ export class Worker {
         this.pinned.set(key, runner);
       }
     }
-    return runner.invoke(requestId, event);
+    // The call's extras go along: an HTTP function's raw request, the trigger and attempt it is recorded with.
+    return runner.invoke(requestId, event, opts);
   }
 
   stats(): WorkerStats {

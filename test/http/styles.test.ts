@@ -167,6 +167,25 @@ for (const tier of testTiers()) {
       assert.equal(b.body.background, 1);
     });
 
+    test('a call pinned to an older version (name:1) gets its request as the current version would', async () => {
+      // Version 2 of each, so that version 1 is run by a pinned runner of its own.
+      await deployCode(s, 'req-pin', REQUEST_FN, { ...extra, http: { event: 'request' } });
+      await deployCode(s, 'req-pin', REQUEST_FN.replace("'/plain'", "'/plain2'"), { ...extra, http: { event: 'request' } });
+      await deployCode(s, 'web-pin', FETCH_FN, { ...extra, env: { WHO: 'one' } });
+      await deployCode(s, 'web-pin', FETCH_FN, { ...extra, env: { WHO: 'two' } });
+      const r = await call(`${s.url}/run/req-pin:1/plain?a=b`, { method: 'PUT', body: 'x' });
+      assert.equal(r.status, 200, r.text);
+      assert.deepEqual(r.body, { plain: true, q: { a: 'b' } });
+      assert.equal(r.headers.get('x-lamina-version'), '1');
+      const f = await call(`${s.url}/run/web-pin:1/some/where?x=7`, { method: 'GET' });
+      assert.equal(f.status, 202, f.text);
+      assert.deepEqual(f.body, { url: `${s.url}/run/web-pin:1/some/where?x=7`, method: 'GET', who: 'one', q: '7' });
+      const echo = randomBytes(4096);
+      const e = await fetch(`${s.url}/run/web-pin:1/echo`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: echo });
+      assert.equal(e.status, 200);
+      assert.equal(sha(new Uint8Array(await e.arrayBuffer())), sha(echo));
+    });
+
     test('json mode is unchanged: invalid JSON is still 400 for an event handler', async () => {
       await deployCode(s, 'plainjson', 'export const handler = async (e) => ({ got: e });', extra);
       const ok = await call(`${s.url}/run/plainjson`, { method: 'POST', body: '{"a":1}' });
