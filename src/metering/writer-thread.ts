@@ -5,8 +5,8 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 
-/** Column values of one row, in the INSERT's named parameters. */
-export type Row = Record<string, string | number | null>;
+/** Column values of one row: the INSERT's positional parameters in order, or its named ones. */
+export type Row = (string | number | null)[] | Record<string, string | number | null>;
 
 // The worker's code travels as a string: the server ships as one bundle, and a
 // separate entry file would need a second build output found at run time.
