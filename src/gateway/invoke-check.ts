@@ -72,10 +72,18 @@ export async function checkInvoke(deps: Pick<GatewayDeps, 'registry' | 'token' |
   const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
   // A credential Lamina consumed (the admin token, an invoke key) never reaches the function's code.
   const consumed = admin || fv.manifest.http.auth === 'token';
+  // The header pairs are listed on first read: a json-mode call to an event handler never reads
+  // them, and lower-casing every name was a visible share of the gateway's CPU per call.
+  let headers: [string, string][] | undefined;
   const http: HttpCall = {
     method: req.method,
     url: req.url,
-    headers: consumed ? rawHeaders(req).filter(([k]) => k !== 'authorization') : rawHeaders(req),
+    get headers() {
+      return (headers ??= consumed ? rawHeaders(req).filter(([k]) => k !== 'authorization') : rawHeaders(req));
+    },
+    set headers(v) {
+      headers = v;
+    },
     body,
     sourceIp: req.ip ?? '',
     protocol: `HTTP/${req.raw.httpVersion}`,
