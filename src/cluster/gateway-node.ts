@@ -24,6 +24,7 @@ import { AsyncMetrics } from '../triggers/metrics.js';
 import { AsyncQueue } from '../triggers/queue.js';
 import { ASYNC_CHANNEL, PgListener, REGISTRY_CHANNEL, WORKERS_CHANNEL, notify } from './notify.js';
 import { RemoteInvoker } from './remote-invoker.js';
+import { VersionStore } from '../versions/store.js';
 import type { RoutingPolicy } from './ring.js';
 
 export interface GatewayConfig {
@@ -144,13 +145,21 @@ export async function startGatewayNode(config: GatewayConfig): Promise<RunningGa
       if (!tiers.has(m.sandbox)) return `sandbox tier "${m.sandbox}" is not available on any live worker (they offer: ${[...tiers].join(', ') || 'none'})`;
       return undefined;
     };
+    const keys = new KeyStore(db, pepperFromSecret(secret));
+    // Published versions and aliases live in the shared database: name:qualifier calls and the AWS API work on every gateway.
+    const versions = new VersionStore(db, registry);
+    registry.on('removed', (name) => void versions.forget(name).catch((err: Error) => log.warn(`could not drop the aliases of ${name}: ${err.message}`)));
     const app = await buildGateway({
-      keys: new KeyStore(db, pepperFromSecret(secret)),
+      keys,
       registry,
       worker: publishCalls(invoker, live),
       live,
       invocations,
       metrics,
+      versions,
+      invokeKeys: (id) => keys.secretFor(id),
+      // AWS Invoke with InvocationType Event: the shared durable queue, as for `x-lamina-invocation-type: Event`.
+      enqueue: async (c) => void (await asyncQueue.enqueue({ function: c.name, event: c.event, requestId: c.requestId, trigger: 'aws' })),
       token,
       payloadLimitBytes: config.payloadLimitBytes,
       deployLimitBytes: config.deployLimitBytes,

@@ -2,7 +2,9 @@
 // route needs `Authorization: Bearer <cluster secret>`.
 //
 // Worker side (served by each worker):
-//   POST /internal/v1/invoke/:name   headers x-lamina-request-id, x-lamina-version; body: the event (JSON), or
+//   POST /internal/v1/invoke/:name   headers x-lamina-request-id, x-lamina-version (the current version the
+//        gateway knows), optional x-lamina-pinned-version (run that stored version) and x-lamina-trigger
+//        (http, event, schedule or aws: recorded with the call); body: the event (JSON), or
 //        with content-type application/x-lamina-call the raw HTTP request (encodeCall): one line of JSON
 //        {method, url, headers, sourceIp, protocol, jsonError?}, "\n", then the request's body byte for byte
 //        A worker that takes the call answers 200 with `x-lamina-accepted: 1` at once, *before* it starts
@@ -26,6 +28,10 @@ import type { CallResult, WorkerStats } from '../worker/worker.js';
 export const INTERNAL_PREFIX = '/internal/v1';
 export const ACCEPTED_HEADER = 'x-lamina-accepted';
 export const REFUSED_HEADER = 'x-lamina-refused';
+/** A call pinned to a stored version (name:3, an alias): the worker runs that version, not the current one. */
+export const PINNED_HEADER = 'x-lamina-pinned-version';
+/** How the call reached the gateway (InvokeOptions.trigger), recorded with it; absent: http. */
+export const TRIGGER_HEADER = 'x-lamina-trigger';
 
 /** What a worker can run, sent when it registers. */
 export interface WorkerInfo {

@@ -18,7 +18,7 @@ import type { FunctionVersion } from '../registry/types.js';
 import type { InvokeOptions } from '../worker/invoke-options.js';
 import type { CallResult, InstanceView, WorkerStats } from '../worker/worker.js';
 import { WorkerLostError, type Member, type Membership } from './membership.js';
-import { ACCEPTED_HEADER, CALL_CONTENT_TYPE, INTERNAL_PREFIX, REFUSED_HEADER, encodeCall, type InvokeEnvelope } from './protocol.js';
+import { ACCEPTED_HEADER, CALL_CONTENT_TYPE, INTERNAL_PREFIX, PINNED_HEADER, REFUSED_HEADER, TRIGGER_HEADER, encodeCall, type InvokeEnvelope } from './protocol.js';
 
 export interface RemoteInvokerOptions {
   secret: string;
@@ -63,8 +63,18 @@ export class RemoteInvoker implements Invoker {
   ) {}
 
   async invoke(name: string, requestId: string, event: unknown, opts?: InvokeOptions): Promise<CallResult> {
-    const fv = this.registry.current(name);
-    if (!fv) throw withWorker(new LaminaError('FunctionNotFound', `function "${name}" does not exist`), null);
+    const current = this.registry.current(name);
+    if (!current) throw withWorker(new LaminaError('FunctionNotFound', `function "${name}" does not exist`), null);
+    // A call pinned to a stored version (name:3, an alias) names it to the worker, which runs that one.
+    const pinned = opts?.version !== undefined && opts.version !== current.version ? await this.registry.getVersion(name, opts.version) : undefined;
+    if (opts?.version !== undefined && opts.version !== current.version && !pinned) throw withWorker(new LaminaError('FunctionNotFound', `function "${name}" has no version ${opts.version}`), null);
+    const fv = pinned ?? current;
+    const extra: Record<string, string> = {
+      // The worker catches up with the current version the gateway knows, whichever version it runs.
+      'x-lamina-version': String(current.version),
+      ...(pinned ? { [PINNED_HEADER]: String(pinned.version) } : {}),
+      ...(opts?.trigger && opts.trigger !== 'http' ? { [TRIGGER_HEADER]: opts.trigger } : {}),
+    };
     // With the raw request, the worker gets it byte for byte (protocol.ts); else the event as JSON.
     const body: Payload = opts?.http ? { type: CALL_CONTENT_TYPE, data: encodeCall(opts.http) } : { type: 'application/json', data: JSON.stringify(event === undefined ? {} : event) };
     const tried = new Set<string>();
@@ -73,16 +83,16 @@ export class RemoteInvoker implements Invoker {
       const m = this.members.choose(name, tried);
       if (!m) throw this.unavailable(failures);
       tried.add(m.id);
-      let a = await this.send(m, fv, requestId, body);
+      let a = await this.send(m, fv, requestId, body, extra);
       // A reset on a reused keep-alive connection is usually a race with the worker closing it: once more, fresh.
-      if ('retry' in a && a.retry === 'same') a = await this.send(m, fv, requestId, body);
+      if ('retry' in a && a.retry === 'same') a = await this.send(m, fv, requestId, body, extra);
       if ('result' in a) return a.result;
       failures.push(`${m.id} (${a.reason})`);
       if (!a.reason.startsWith('refused:')) this.members.markUnreachable(m, a.reason);
     }
   }
 
-  private async send(m: Member, fv: FunctionVersion, requestId: string, body: Payload): Promise<Attempt> {
+  private async send(m: Member, fv: FunctionVersion, requestId: string, body: Payload, extra: Record<string, string>): Promise<Attempt> {
     const ac = new AbortController();
     m.inflight++;
     m.calls.add(ac);
@@ -96,7 +106,7 @@ export class RemoteInvoker implements Invoker {
             authorization: `Bearer ${this.opts.secret}`,
             'content-type': body.type,
             'x-lamina-request-id': requestId,
-            'x-lamina-version': String(fv.version),
+            ...extra,
           },
           body: body.data,
           signal: ac.signal,

@@ -22,13 +22,17 @@ import type { FunctionVersion } from '../registry/types.js';
 import { SandboxProvider } from '../sandbox/provider.js';
 import { openPostgres } from '../store/postgres.js';
 import { Worker, workerOptions } from '../worker/worker.js';
+import type { InvokeOptions, InvocationTrigger } from '../worker/invoke-options.js';
 import { Agent } from './agent.js';
 import { CodeCache } from './code.js';
 import { startTriggers } from '../triggers/node.js';
 import { AsyncQueue } from '../triggers/queue.js';
 import { ASYNC_CHANNEL, PgListener, REGISTRY_CHANNEL } from './notify.js';
 import { loadClusterTls, type ClusterTlsConfig } from './tls.js';
-import { ACCEPTED_HEADER, CALL_CONTENT_TYPE, INTERNAL_PREFIX, REFUSED_HEADER, decodeCall, secretMatches, type InvokeEnvelope, type WorkerReport } from './protocol.js';
+import { ACCEPTED_HEADER, CALL_CONTENT_TYPE, INTERNAL_PREFIX, PINNED_HEADER, REFUSED_HEADER, TRIGGER_HEADER, decodeCall, secretMatches, type InvokeEnvelope, type WorkerReport } from './protocol.js';
+
+/** The triggers a gateway may name for a forwarded call (InvokeOptions.trigger). */
+const TRIGGERS = new Set<string>(['http', 'event', 'schedule', 'aws']);
 
 export interface WorkerNodeConfig extends ServerConfig {
   gatewayUrl: string;
@@ -183,6 +187,12 @@ export async function startWorkerNode(config: WorkerNodeConfig): Promise<Running
       const body = await readBody(req, bodyLimit);
       const requestId = String(req.headers['x-lamina-request-id'] ?? '') || newRequestId();
       const want = Number(req.headers['x-lamina-version'] ?? 0) || 0;
+      const pinHeader = req.headers[PINNED_HEADER];
+      const pin = pinHeader === undefined ? undefined : Number(pinHeader);
+      if (pin !== undefined && !(Number.isSafeInteger(pin) && pin > 0)) return sendError(res, new LaminaError('BadRequest', `${PINNED_HEADER} must be a version number`));
+      const triggerHeader = req.headers[TRIGGER_HEADER];
+      if (triggerHeader !== undefined && !TRIGGERS.has(String(triggerHeader))) return sendError(res, new LaminaError('BadRequest', `${TRIGGER_HEADER} must be one of ${[...TRIGGERS].join(', ')}`));
+      const trigger = triggerHeader === undefined ? undefined : (String(triggerHeader) as InvocationTrigger);
       let event: unknown;
       let call: HttpCall | undefined;
       if (String(req.headers['content-type'] ?? '').startsWith(CALL_CONTENT_TYPE)) {
@@ -218,6 +228,17 @@ export async function startWorkerNode(config: WorkerNodeConfig): Promise<Running
         fv = cur; // a newer version arrived meanwhile: make sure its code is here too
       }
       if (!fv) return sendError(res, new LaminaError('FunctionNotFound', `function "${name}" does not exist`));
+      if (pin !== undefined && pin !== fv.version) {
+        // A stored version (name:3, an alias): its code is fetched here like a current one's.
+        const stored = await registry.getVersion(name, pin);
+        if (!stored) return sendError(res, new LaminaError('FunctionNotFound', `function "${name}" has no version ${pin}`));
+        try {
+          await fetchVersion(stored);
+        } catch (err) {
+          return sendError(res, new LaminaError('InternalError', `worker "${id}" cannot get the code of ${name} version ${pin}: ${(err as Error).message}`));
+        }
+        fv = stored;
+      }
       if (call && !call.jsonError && (fv.manifest.http.event ?? 'json') === 'json') {
         // json mode: the event is the body's JSON (the gateway checked it; it forwards bytes, not a second copy).
         const parsed = parseJsonBody(call.body);
@@ -242,7 +263,8 @@ export async function startWorkerNode(config: WorkerNodeConfig): Promise<Running
       served++;
       let envelope: InvokeEnvelope;
       try {
-        envelope = { result: await worker.invoke(name, requestId, event, call ? { http: call } : undefined) };
+        const opts: InvokeOptions = { ...(call ? { http: call } : {}), ...(pin !== undefined ? { version: pin } : {}), ...(trigger ? { trigger } : {}) };
+        envelope = { result: await worker.invoke(name, requestId, event, opts) };
       } catch (err) {
         const le = isLaminaError(err) ? err : new LaminaError('InternalError', (err as Error).message);
         if (le.type === 'InternalError') log.error({ err }, 'invoke failed');
