@@ -95,6 +95,15 @@ describe('cluster: versions, aliases and the AWS Lambda API through the gateway'
     assert.equal(now.text, 'GET /c?');
   });
 
+  test('rollback through the gateway makes an older version current again on the worker', async () => {
+    const r = await call(`${c.gateway.url}/api/v1/functions/web/rollback`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.body.from, 1);
+    const now = await call(`${c.gateway.url}/run/web/d`, { method: 'GET' });
+    assert.equal(now.headers.get('x-v'), 'one');
+    assert.equal(now.headers.get('x-lamina-version'), String(r.body.version));
+  });
+
   test('SigV4 against the gateway: a wrong secret is refused with 403', async () => {
     const bad = lambdaClient({ url: c.gateway.url, token: 'not-the-token' } as TestServer);
     try {
