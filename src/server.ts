@@ -101,9 +101,9 @@ async function startLocked(config: ServerConfig, opts: StartOptions, log: pino.L
     health: () => ({ worker: worker.id, tier: sandboxes.defaultTier, functions: registry.list().length }),
     log,
     asyncQueue,
-    // AWS Invoke with InvocationType Event goes through the same durable queue (a pinned version runs as the current one).
+    // AWS Invoke with InvocationType Event goes through the same durable queue (a pinned version is kept with the event).
     invokeKeys: (id) => keys.secretFor(id),
-    enqueue: async (c) => void (await asyncQueue.enqueue({ function: c.name, event: c.event, requestId: c.requestId, trigger: 'aws' })),
+    enqueue: async (c) => void (await asyncQueue.enqueue({ function: c.name, event: c.event, requestId: c.requestId, trigger: 'aws', ...(c.opts?.version !== undefined ? { version: c.opts.version } : {}) })),
     live,
     tierFor: (m) => sandboxes.tierFor(m),
   });

@@ -159,7 +159,7 @@ export async function startGatewayNode(config: GatewayConfig): Promise<RunningGa
       versions,
       invokeKeys: (id) => keys.secretFor(id),
       // AWS Invoke with InvocationType Event: the shared durable queue, as for `x-lamina-invocation-type: Event`.
-      enqueue: async (c) => void (await asyncQueue.enqueue({ function: c.name, event: c.event, requestId: c.requestId, trigger: 'aws' })),
+      enqueue: async (c) => void (await asyncQueue.enqueue({ function: c.name, event: c.event, requestId: c.requestId, trigger: 'aws', ...(c.opts?.version !== undefined ? { version: c.opts.version } : {}) })),
       token,
       payloadLimitBytes: config.payloadLimitBytes,
       deployLimitBytes: config.deployLimitBytes,

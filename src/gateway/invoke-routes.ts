@@ -73,7 +73,7 @@ export function registerInvokeRoutes(app: FastifyInstance, deps: GatewayDeps): v
         return sendError(reply, new LaminaError('BadRequest', checked.http.jsonError), requestId);
       }
       const event = mode === 'json' ? checked.event : buildEvent(checked.http, name, requestId);
-      return acceptEvent(deps.asyncQueue, reply, { function: name, requestId, event });
+      return acceptEvent(deps.asyncQueue, reply, { function: name, requestId, event, ...pinned?.opts });
     }
     try {
       const { outcome, record, response } = await deps.worker.invoke(name, requestId, checked.event, { http: checked.http, ...pinned?.opts });

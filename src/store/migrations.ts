@@ -211,6 +211,16 @@ const migrationsFor = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.dropIndex('async_events_finished').execute();
     },
   },
+  // An async call pinned to a version (`POST /run/NAME:3` with Event, the AWS API's Qualifier)
+  // keeps it: the event runs that version, not whichever is current when it is claimed.
+  '0008_async_version': {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema.alterTable('async_events').addColumn('version', 'integer').execute();
+    },
+    async down(db: Kysely<any>): Promise<void> {
+      await db.schema.alterTable('async_events').dropColumn('version').execute();
+    },
+  },
 });
 
 /** Brings any Kysely database (SQLite or PostgreSQL) to the latest schema. */

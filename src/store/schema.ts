@@ -115,6 +115,8 @@ export interface AsyncEventsTable {
   owner: string | null;
   /** 1 for calls to a destination: they never trigger destinations themselves. */
   no_destinations: number;
+  /** The stored version the call was pinned to (name:3, an alias); null: the current one when it runs. */
+  version: number | null;
   /** JSON of the return value (Success). */
   result: string | null;
   /** JSON {type, message, stack?} of the last failure. */

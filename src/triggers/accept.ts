@@ -12,8 +12,8 @@ export function wantsAsync(headers: Record<string, string | string[] | undefined
 }
 
 /** Commits the event, then answers 202 {"requestId"}; a store failure propagates (500, nothing accepted). */
-export async function acceptEvent(queue: AsyncQueue, reply: FastifyReply, a: { function: string; requestId: string; event: unknown }): Promise<FastifyReply> {
-  await queue.enqueue({ function: a.function, event: a.event, requestId: a.requestId, trigger: 'event' });
+export async function acceptEvent(queue: AsyncQueue, reply: FastifyReply, a: { function: string; requestId: string; event: unknown; version?: number }): Promise<FastifyReply> {
+  await queue.enqueue({ function: a.function, event: a.event, requestId: a.requestId, trigger: 'event', ...(a.version !== undefined ? { version: a.version } : {}) });
   reply.header('x-lamina-request-id', a.requestId);
   return reply.code(202).type('application/json; charset=utf-8').send(JSON.stringify({ requestId: a.requestId }));
 }

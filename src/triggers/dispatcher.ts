@@ -229,7 +229,7 @@ export class Dispatcher {
     }
     let result: CallResult;
     try {
-      result = await this.deps.invoke(ev.function, ev.requestId, ev.event, { trigger: ev.trigger, attempt: ev.attempts });
+      result = await this.deps.invoke(ev.function, ev.requestId, ev.event, { trigger: ev.trigger, attempt: ev.attempts, ...(ev.version !== undefined ? { version: ev.version } : {}) });
     } catch (err) {
       const le = isLaminaError(err) ? err : new LaminaError('InternalError', (err as Error).message);
       if (BUSY_ERRORS.has(le.type)) {

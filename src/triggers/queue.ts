@@ -25,6 +25,8 @@ export interface EnqueueRequest {
   requestId?: string;
   /** Calls to a destination never trigger destinations themselves (no loops). */
   noDestinations?: boolean;
+  /** Run this stored version (a pinned call); default: the current one when the event runs. */
+  version?: number;
 }
 
 /** A claimed event, as its dispatcher sees it. */
@@ -39,6 +41,8 @@ export interface ClaimedEvent {
   noDestinations: boolean;
   /** The previous attempt's failure, if any. */
   lastError: FailureInfo | null;
+  /** The stored version the call was pinned to; undefined: the current one. */
+  version?: number;
 }
 
 /** The queue's view of one event, for GET /api/v1/invocations/:requestId. */
@@ -102,10 +106,11 @@ function toClaimed(r: Row, attempts: number): ClaimedEvent {
     enqueuedAt: Number(r.enqueued_at),
     noDestinations: Number(r.no_destinations) === 1,
     lastError: (parse(r.error) as FailureInfo | undefined) ?? null,
+    ...(r.version !== null && r.version !== undefined ? { version: Number(r.version) } : {}),
   };
 }
 
-/** Most rows in one group-committed insert (SQLite's bound-parameter cap: 14 columns x 60 rows stays under it). */
+/** Most rows in one group-committed insert (SQLite's bound-parameter cap: 15 columns x 60 rows stays under it). */
 const GROUP_MAX = 60;
 
 export class AsyncQueue extends EventEmitter<{ enqueued: [name: string] }> {
@@ -176,6 +181,7 @@ export class AsyncQueue extends EventEmitter<{ enqueued: [name: string] }> {
       lease_until: null,
       owner: null,
       no_destinations: req.noDestinations ? 1 : 0,
+      version: req.version ?? null,
       result: null,
       error: null,
       finished_at: null,

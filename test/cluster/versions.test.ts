@@ -74,6 +74,17 @@ describe('cluster: versions, aliases and the AWS Lambda API through the gateway'
     assert.equal((await call(`${c.gateway.url}/run/rel:99`, { method: 'POST' })).status, 404);
     await refused(aws.send(new InvokeCommand({ FunctionName: 'rel:99' })), 'ResourceNotFoundException', 404);
 
+    // An Event call keeps its qualifier in the shared queue: version 1 runs, whatever is current.
+    const ev = await aws.send(new InvokeCommand({ FunctionName: 'rel', Qualifier: 'live', InvocationType: 'Event' }));
+    assert.equal(ev.StatusCode, 202);
+    let done: any;
+    for (let i = 0; i < 300 && !(done && !['Queued', 'Running'].includes(done.status)); i++) {
+      if (i) await new Promise((r) => setTimeout(r, 100));
+      done = (await call(`${c.gateway.url}/api/v1/invocations/${ev.$metadata.requestId}`, { headers: { authorization: `Bearer ${TOKEN}` } })).body;
+    }
+    assert.equal(done?.status, 'Success', JSON.stringify(done));
+    assert.deepEqual(done.result, { v: 'a', version: Number(v1.Version) });
+
     // The SDK's call is recorded as an AWS one, by the worker that ran it.
     const id = live.$metadata.requestId!;
     const rec = await call(`${c.gateway.url}/api/v1/invocations/${id}`, { headers: { authorization: `Bearer ${TOKEN}` } });

@@ -37,6 +37,19 @@ describe('async calls', () => {
     assert.equal(syncRec.attempts, 1);
   });
 
+  test('an async call to name:1 runs version 1, even after a newer one is current', async () => {
+    await deployCode(s, 'vers', 'export const handler = async (e, c) => ({ v: "one", version: c.functionVersion });');
+    await deployCode(s, 'vers', 'export const handler = async (e, c) => ({ v: "two", version: c.functionVersion });');
+    const pinned = ((await (await asyncCall(s, 'vers:1', { n: 1 })).json()) as any).requestId;
+    const current = ((await (await asyncCall(s, 'vers', { n: 2 })).json()) as any).requestId;
+    const a = await waitRecord(s, pinned);
+    assert.equal(a.status, 'Success');
+    assert.deepEqual(a.result, { v: 'one', version: 1 });
+    const b = await waitRecord(s, current);
+    assert.deepEqual(b.result, { v: 'two', version: 2 });
+    assert.equal((await asyncCall(s, 'vers:9', {})).status, 404, 'a version that does not exist is refused before anything is queued');
+  });
+
   test('the synchronous checks come first: 404, 405, 400, 413; the header is case-insensitive', async () => {
     assert.equal((await asyncCall(s, 'nope', {})).status, 404);
     const r405 = await asyncCall(s, 'echo', undefined, { method: 'GET' });

@@ -55,7 +55,8 @@ export function registerInvokeRoute(app: FastifyInstance, deps: AwsDeps): void {
     if (!deps.registry.current(name)) throw notFound(`Function not found: ${name}`);
     const { version } = await deps.versions.resolve(name, qualifier);
     const event = parseEvent(req.body);
-    const opts = { version, trigger: 'aws' as const };
+    // Unqualified ($LATEST) calls run whichever version is current when they run; a qualifier pins one.
+    const opts = { ...(qualifier === undefined || qualifier === '$LATEST' ? {} : { version }), trigger: 'aws' as const };
     const executed = qualifier === undefined || qualifier === '$LATEST' ? '$LATEST' : String(version);
     reply.header('x-amzn-requestid', c.requestId);
 
