@@ -124,7 +124,7 @@ describe('cluster across network namespaces', () => {
       }
     }
     const burst = await Promise.all(Array.from({ length: 12 }, () => run(gateway!.url, names[0]!, { ms: 500 })));
-    assert.ok(burst.every((r) => r.status === 200));
+    assert.ok(burst.every((r) => r.status === 200), burst.map((r) => `${r.status} ${r.text.slice(0, 200)}`).join('; '));
     assert.ok(new Set(burst.map((r) => r.headers.get('x-lamina-worker'))).size >= 2);
     // Their records reached PostgreSQL through the namespaces' own routes.
     const inv = await adminCall(gateway!.url, 'GET', `/invocations?function=${names[1]}`);
