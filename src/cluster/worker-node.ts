@@ -130,6 +130,12 @@ export async function startWorkerNode(config: WorkerNodeConfig): Promise<Running
       if (fv.packagesHash) await code.ensurePackages(fv.packagesHash);
       await code.ensure(fv.codeHash);
     };
+    /** A stored version that is not current (a pinned call), its code fetched here; undefined if there is no such version. */
+    const storedVersion = async (name: string, version: number): Promise<FunctionVersion | undefined> => {
+      const stored = await registry.getVersion(name, version);
+      if (stored) await fetchVersion(stored);
+      return stored;
+    };
     const prepare = (also?: string) => async (fv: FunctionVersion) => {
       if (fv.name === also || warmHere(fv.name)) await fetchVersion(fv);
     };
@@ -230,13 +236,13 @@ export async function startWorkerNode(config: WorkerNodeConfig): Promise<Running
       if (!fv) return sendError(res, new LaminaError('FunctionNotFound', `function "${name}" does not exist`));
       if (pin !== undefined && pin !== fv.version) {
         // A stored version (name:3, an alias): its code is fetched here like a current one's.
-        const stored = await registry.getVersion(name, pin);
-        if (!stored) return sendError(res, new LaminaError('FunctionNotFound', `function "${name}" has no version ${pin}`));
+        let stored: FunctionVersion | undefined;
         try {
-          await fetchVersion(stored);
+          stored = await storedVersion(name, pin);
         } catch (err) {
           return sendError(res, new LaminaError('InternalError', `worker "${id}" cannot get the code of ${name} version ${pin}: ${(err as Error).message}`));
         }
+        if (!stored) return sendError(res, new LaminaError('FunctionNotFound', `function "${name}" has no version ${pin}`));
         fv = stored;
       }
       if (call && !call.jsonError && (fv.manifest.http.event ?? 'json') === 'json') {
@@ -335,6 +341,10 @@ export async function startWorkerNode(config: WorkerNodeConfig): Promise<Running
         }
         if (!fv) throw new LaminaError('FunctionNotFound', `function "${name}" does not exist`);
         await fetchVersion(fv);
+        // An event pinned to a stored version (async.md) runs that one: its code must be here too.
+        if (opts.version !== undefined && opts.version !== fv.version && !(await storedVersion(name, opts.version))) {
+          throw new LaminaError('FunctionNotFound', `function "${name}" has no version ${opts.version}`);
+        }
         const result = await worker.invoke(name, requestId, event, opts);
         // The metering record is written before the queue says the event ended, so a gateway never shows one without the other.
         await invocations.flush();

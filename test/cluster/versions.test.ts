@@ -94,6 +94,22 @@ describe('cluster: versions, aliases and the AWS Lambda API through the gateway'
     assert.equal(rec.body.worker, 'w1');
   });
 
+  test('an async event pinned to a version whose code the worker never had fetches it and runs it', async () => {
+    // Never called: the worker holds no code of either version (it fetches ahead only for functions warm there).
+    await deployFn(c.gateway.url, 'cold', VERSIONED('x').replace('exports.handler =', 'export const handler ='));
+    await deployFn(c.gateway.url, 'cold', VERSIONED('y').replace('exports.handler =', 'export const handler ='));
+    const r = await fetch(`${c.gateway.url}/run/cold:1`, { method: 'POST', body: '{}', headers: { 'x-lamina-invocation-type': 'Event' } });
+    assert.equal(r.status, 202);
+    const { requestId } = (await r.json()) as { requestId: string };
+    let done: any;
+    for (let i = 0; i < 300 && !(done && !['Queued', 'Running'].includes(done.status)); i++) {
+      if (i) await new Promise((res) => setTimeout(res, 100));
+      done = (await call(`${c.gateway.url}/api/v1/invocations/${requestId}`, { headers: { authorization: `Bearer ${TOKEN}` } })).body;
+    }
+    assert.equal(done?.status, 'Success', JSON.stringify(done));
+    assert.deepEqual(done.result, { v: 'x', version: 1 });
+  });
+
   test('an HTTP function pinned to an older version gets its request intact', async () => {
     await deployFn(c.gateway.url, 'web', REQUEST('one'), { http: { event: 'request' } });
     await deployFn(c.gateway.url, 'web', REQUEST('two'), { http: { event: 'request' } });
