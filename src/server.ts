@@ -15,6 +15,7 @@ import { SandboxProvider } from './sandbox/provider.js';
 import { openDatabase } from './store/db.js';
 import { AsyncMetrics } from './triggers/metrics.js';
 import { startTriggers } from './triggers/node.js';
+import { InvocationPruner, invocationRetentionMs } from './metering/retention.js';
 import { AsyncQueue } from './triggers/queue.js';
 import { lockDataDir, type DataDirLock } from './util/data-dir-lock.js';
 import { VersionStore } from './versions/store.js';
@@ -108,12 +109,14 @@ async function startLocked(config: ServerConfig, opts: StartOptions, log: pino.L
     tierFor: (m) => sandboxes.tierFor(m),
   });
   let triggers: Awaited<ReturnType<typeof startTriggers>> | undefined;
+  let pruner: InvocationPruner | undefined;
 
   const shutdown = async () => {
     await app.close();
     await triggers?.stop();
     await worker.shutdown();
     await sandboxes.close();
+    await pruner?.stop();
     await invocations.close();
     await db.close();
     lock.release();
@@ -136,6 +139,9 @@ async function startLocked(config: ServerConfig, opts: StartOptions, log: pino.L
       recoverAll: true,
       log: (m) => log.warn(m),
     });
+    // Records past LAMINA_INVOCATIONS_RETENTION_S go; their billing is kept by day (src/metering/retention.ts).
+    pruner = new InvocationPruner(db, invocationRetentionMs(), (m) => log.warn(m), () => invocations.flush());
+    pruner.start();
     await app.listen({ port: config.port, host: config.host });
   } catch (err) {
     await shutdown().catch(() => undefined);

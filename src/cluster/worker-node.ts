@@ -17,6 +17,7 @@ import { LaminaError, isLaminaError } from '../errors.js';
 import type { HttpCall } from '../http/call.js';
 import { parseJsonBody } from '../http/json-body.js';
 import { InvocationStore } from '../metering/store.js';
+import { InvocationPruner, invocationRetentionMs } from '../metering/retention.js';
 import { Registry } from '../registry/registry.js';
 import type { FunctionVersion } from '../registry/types.js';
 import { SandboxProvider } from '../sandbox/provider.js';
@@ -355,6 +356,10 @@ export async function startWorkerNode(config: WorkerNodeConfig): Promise<Running
       log: (m) => log.warn(m),
     });
     cleanups.push(() => triggers.stop());
+    // Every worker prunes records past the window; each record is rolled into its day once (retention.ts).
+    const pruner = new InvocationPruner(db, invocationRetentionMs(), (m) => log.warn(m), () => invocations.flush());
+    pruner.start();
+    cleanups.push(() => pruner.stop());
 
     agent = new Agent({
       gatewayUrl: config.gatewayUrl.replace(/\/+$/, ''),

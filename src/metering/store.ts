@@ -52,6 +52,12 @@ function toRow(r: InvocationRecord): Insertable<InvocationsTable> {
   };
 }
 
+/** The first UTC day (YYYY-MM-DD) that starts at or after the ISO time `t`. */
+function firstDayFrom(t: string): string {
+  const day = t.slice(0, 10);
+  return t === `${day}T00:00:00.000Z` ? day : new Date(Date.parse(`${day}T00:00:00.000Z`) + 86_400_000).toISOString().slice(0, 10);
+}
+
 function fromRow(row: Selectable<InvocationsTable>): InvocationRecord {
   return {
     requestId: row.request_id,
@@ -219,20 +225,33 @@ export class InvocationStore implements MeterSink {
       .orderBy('function');
     if (since) q = q.where('started_at', '>=', since);
     if (until) q = q.where('started_at', '<', until);
-    const rows = await q.execute();
-    const functions: BillingLine[] = rows.map((r) => {
-      const invocations = Number(r.invocations);
-      const gbs = Number(r.gbSeconds ?? 0);
-      return {
-        function: r.function,
-        invocations,
-        errors: Number(r.errors ?? 0),
-        coldStarts: Number(r.coldStarts ?? 0),
-        billedMs: Number(r.billedMs ?? 0),
-        gbSeconds: gbs,
-        cost: cost(this.prices, invocations, gbs),
-      };
-    });
+    // Days whose records were pruned (retention.ts) count by day: those that start inside [since, until).
+    let d = this.db.kysely
+      .selectFrom('billing_days')
+      .select((eb) => [
+        'function',
+        eb.fn.sum<number>('invocations').as('invocations'),
+        eb.fn.sum<number>('errors').as('errors'),
+        eb.fn.sum<number>('cold_starts').as('coldStarts'),
+        eb.fn.sum<number>('billed_ms').as('billedMs'),
+        eb.fn.sum<number>('gb_seconds').as('gbSeconds'),
+      ])
+      .groupBy('function');
+    if (since) d = d.where('day', '>=', firstDayFrom(since));
+    if (until) d = d.where('day', '<', firstDayFrom(until));
+    const byFunction = new Map<string, Omit<BillingLine, 'cost'>>();
+    for (const r of [...(await q.execute()), ...(await d.execute())]) {
+      const line = byFunction.get(r.function) ?? { function: r.function, invocations: 0, errors: 0, coldStarts: 0, billedMs: 0, gbSeconds: 0 };
+      line.invocations += Number(r.invocations ?? 0);
+      line.errors += Number(r.errors ?? 0);
+      line.coldStarts += Number(r.coldStarts ?? 0);
+      line.billedMs += Number(r.billedMs ?? 0);
+      line.gbSeconds += Number(r.gbSeconds ?? 0);
+      byFunction.set(r.function, line);
+    }
+    const functions: BillingLine[] = [...byFunction.values()]
+      .sort((a, b) => (a.function < b.function ? -1 : a.function > b.function ? 1 : 0))
+      .map((l) => ({ ...l, cost: cost(this.prices, l.invocations, l.gbSeconds) }));
     const sum = (k: 'invocations' | 'errors' | 'coldStarts' | 'billedMs' | 'gbSeconds') => functions.reduce((n, f) => n + f[k], 0);
     const total = { invocations: sum('invocations'), errors: sum('errors'), coldStarts: sum('coldStarts'), billedMs: sum('billedMs'), gbSeconds: sum('gbSeconds') };
     return { since, until, granularityMs: this.granularityMs, prices: this.prices, functions, total: { ...total, cost: cost(this.prices, total.invocations, total.gbSeconds) } };

@@ -221,6 +221,26 @@ const migrationsFor = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.alterTable('async_events').dropColumn('version').execute();
     },
   },
+  // Retention of invocation records (src/metering/retention.ts): a record past the window is
+  // deleted, its billing figures added to its function's day first, so the bill outlives it.
+  '0009_billing_days': {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('billing_days')
+        .addColumn('function', 'text', (c) => c.notNull())
+        .addColumn('day', 'text', (c) => c.notNull())
+        .addColumn('invocations', 'bigint', (c) => c.notNull())
+        .addColumn('errors', 'bigint', (c) => c.notNull())
+        .addColumn('cold_starts', 'bigint', (c) => c.notNull())
+        .addColumn('billed_ms', 'bigint', (c) => c.notNull())
+        .addColumn('gb_seconds', 'double precision', (c) => c.notNull())
+        .addPrimaryKeyConstraint('billing_days_pk', ['function', 'day'])
+        .execute();
+    },
+    async down(db: Kysely<any>): Promise<void> {
+      await db.schema.dropTable('billing_days').execute();
+    },
+  },
 });
 
 /** Brings any Kysely database (SQLite or PostgreSQL) to the latest schema. */

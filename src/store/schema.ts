@@ -167,6 +167,18 @@ export interface AwsFunctionsTable {
   handler: string;
 }
 
+/** One function's metered calls of one UTC day, kept after the day's invocation records are pruned (src/metering/retention.ts). */
+export interface BillingDaysTable {
+  function: string;
+  /** YYYY-MM-DD, UTC. */
+  day: string;
+  invocations: number;
+  errors: number;
+  cold_starts: number;
+  billed_ms: number;
+  gb_seconds: number;
+}
+
 export interface Database {
   async_events: AsyncEventsTable;
   schedule_ticks: ScheduleTicksTable;
@@ -179,4 +191,5 @@ export interface Database {
   published_versions: PublishedVersionsTable;
   aliases: AliasesTable;
   aws_functions: AwsFunctionsTable;
+  billing_days: BillingDaysTable;
 }
