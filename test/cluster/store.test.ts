@@ -61,7 +61,7 @@ describe('shared store on PostgreSQL', () => {
             .sort(),
         );
       const [a, b] = [await shape(sqlite), await shape(db)];
-      assert.deepEqual(Object.keys(a).sort(), ['aliases', 'async_events', 'aws_functions', 'code_blobs', 'functions', 'invocations', 'invoke_keys', 'published_versions', 'schedule_ticks', 'versions', 'workers']);
+      assert.deepEqual(Object.keys(a).sort(), ['aliases', 'async_events', 'aws_functions', 'billing_days', 'code_blobs', 'functions', 'invocations', 'invoke_keys', 'published_versions', 'schedule_ticks', 'versions', 'workers']);
       assert.deepEqual(b, a);
     } finally {
       await sqlite.close();
