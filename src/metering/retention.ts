@@ -9,6 +9,8 @@
 // deleted (DELETE ... RETURNING), so concurrent pruners (every worker of a
 // cluster prunes) never count a record twice.
 import type { Db } from '../store/db.js';
+import type { BillingDaysTable } from '../store/schema.js';
+import { Periodic } from '../util/periodic.js';
 
 /** Rows per transaction: a pass never holds the database for long. */
 const BATCH = 500;
@@ -32,15 +34,6 @@ export function cutoffFor(now: number, retentionMs: number): string {
   return new Date(Math.floor((now - retentionMs) / DAY_MS) * DAY_MS).toISOString();
 }
 
-interface DayTotals {
-  function: string;
-  day: string;
-  invocations: number;
-  errors: number;
-  cold_starts: number;
-  billed_ms: number;
-  gb_seconds: number;
-}
 
 /** Deletes the records of calls started before `cutoff` (ISO), adding them to billing_days; returns how many. */
 export async function pruneInvocationsBefore(db: Db, cutoff: string): Promise<number> {
@@ -52,7 +45,7 @@ export async function pruneInvocationsBefore(db: Db, cutoff: string): Promise<nu
         .where('request_id', 'in', (eb) => eb.selectFrom('invocations').select('request_id').where('started_at', '<', cutoff).limit(BATCH))
         .returning(['function', 'started_at', 'status', 'cold', 'billed_ms', 'gb_seconds'])
         .execute();
-      const days = new Map<string, DayTotals>();
+      const days = new Map<string, BillingDaysTable>();
       for (const r of gone) {
         const day = r.started_at.slice(0, 10);
         const key = `${r.function}\0${day}`;
@@ -86,45 +79,31 @@ export async function pruneInvocationsBefore(db: Db, cutoff: string): Promise<nu
   }
 }
 
-/** Prunes at start and then every hour (or a tenth of the window, if shorter) until stopped. */
-export class InvocationPruner {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> = Promise.resolve();
-  private stopped = false;
-
+/** Prunes at start and then every hour (or a tenth of the window, if shorter) until stopped; a window of 0 never prunes. */
+export class InvocationPruner extends Periodic {
   constructor(
-    private readonly db: Db,
+    db: Db,
     private readonly retentionMs: number,
-    private readonly log: (msg: string) => void,
+    log: (msg: string) => void,
     /** Records buffered in memory go to the database first, so none is pruned after its day was rolled up. */
-    private readonly flush: () => Promise<void> = async () => undefined,
-    private readonly everyMs = Math.min(3_600_000, Math.max(1000, retentionMs / 10)),
-  ) {}
-
-  start(): void {
-    if (this.retentionMs > 0) this.tick();
+    flush: () => Promise<void> = async () => undefined,
+    everyMs = Math.min(3_600_000, Math.max(1000, retentionMs / 10)),
+  ) {
+    super(
+      () =>
+        flush()
+          .then(() => pruneInvocationsBefore(db, cutoffFor(Date.now(), retentionMs)))
+          .then(
+            (n) => {
+              if (n > 0) log(`metering: pruned ${n} invocation record(s) past retention (their billing kept by day)`);
+            },
+            (err: Error) => log(`metering: pruning invocation records failed (${err.message}); will try again`),
+          ),
+      everyMs,
+    );
   }
 
-  private tick(): void {
-    if (this.stopped) return;
-    this.running = this.flush()
-      .then(() => pruneInvocationsBefore(this.db, cutoffFor(Date.now(), this.retentionMs)))
-      .then(
-        (n) => {
-          if (n > 0) this.log(`metering: pruned ${n} invocation record(s) past retention (their billing kept by day)`);
-        },
-        (err: Error) => this.log(`metering: pruning invocation records failed (${err.message}); will try again`),
-      );
-    void this.running.then(() => {
-      if (this.stopped) return;
-      this.timer = setTimeout(() => this.tick(), this.everyMs);
-      this.timer.unref();
-    });
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.running;
+  override start(): void {
+    if (this.retentionMs > 0) super.start();
   }
 }

@@ -7,6 +7,7 @@
 // in a cluster every worker prunes, which is harmless (a row is deleted once).
 import type { Db } from '../store/db.js';
 import type { FinalStatus } from './queue.js';
+import { Periodic } from '../util/periodic.js';
 
 const ENDED: FinalStatus[] = ['Success', 'HandlerError', 'Timeout', 'SandboxCrashed', 'MemoryLimitExceeded', 'Expired', 'FunctionNotFound'];
 /** Rows per DELETE: small enough that a pass never blocks accepts for long. */
@@ -39,41 +40,23 @@ export async function pruneBefore(db: Db, cutoff: number): Promise<PruneResult> 
 }
 
 /** Prunes now and then every `everyMs` until stopped. */
-export class Pruner {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> = Promise.resolve();
-  private stopped = false;
-
+export class Pruner extends Periodic {
   constructor(
-    private readonly db: Db,
-    private readonly retentionMs: number,
-    private readonly log: (msg: string) => void,
+    db: Db,
+    retentionMs: number,
+    log: (msg: string) => void,
     /** At most an hour, so a short retention is kept close to its word. */
-    private readonly everyMs = Math.min(3_600_000, Math.max(1000, retentionMs / 10)),
-  ) {}
-
-  start(): void {
-    this.tick();
-  }
-
-  private tick(): void {
-    if (this.stopped) return;
-    this.running = pruneBefore(this.db, Date.now() - this.retentionMs).then(
-      (r) => {
-        if (r.events + r.ticks > 0) this.log(`async queue: pruned ${r.events} ended event(s) and ${r.ticks} fired tick(s) past retention`);
-      },
-      (err: Error) => this.log(`async queue: pruning failed (${err.message}); will try again`),
+    everyMs = Math.min(3_600_000, Math.max(1000, retentionMs / 10)),
+  ) {
+    super(
+      () =>
+        pruneBefore(db, Date.now() - retentionMs).then(
+          (r) => {
+            if (r.events + r.ticks > 0) log(`async queue: pruned ${r.events} ended event(s) and ${r.ticks} fired tick(s) past retention`);
+          },
+          (err: Error) => log(`async queue: pruning failed (${err.message}); will try again`),
+        ),
+      everyMs,
     );
-    void this.running.then(() => {
-      if (this.stopped) return;
-      this.timer = setTimeout(() => this.tick(), this.everyMs);
-      this.timer.unref();
-    });
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.running;
   }
 }

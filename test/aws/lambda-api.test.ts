@@ -27,23 +27,10 @@ import {
 } from '@aws-sdk/client-lambda';
 import { strToU8, zipSync } from 'fflate';
 import { CLI, call, invoke, makeFunction, startServer, testTiers, type TestServer } from '../helpers/server.js';
-import { lambdaClient, zipOf } from './helpers.js';
+import { lambdaClient, refused, zipOf } from './helpers.js';
 
 const decode = (p: Uint8Array | undefined) => JSON.parse(Buffer.from(p ?? []).toString('utf8') || 'null');
 const payload = (v: unknown) => Buffer.from(JSON.stringify(v));
-
-/** Expects the SDK call to fail with AWS exception `name` and HTTP `status`. */
-async function refused(p: Promise<unknown>, name: string, status: number): Promise<Error & { $metadata: { httpStatusCode?: number } }> {
-  try {
-    await p;
-  } catch (err) {
-    const e = err as Error & { $metadata: { httpStatusCode?: number } };
-    assert.equal(e.name, name, `${e.name}: ${e.message}`);
-    assert.equal(e.$metadata.httpStatusCode, status);
-    return e;
-  }
-  assert.fail(`expected ${name}`);
-}
 
 /** The CLI, run asynchronously: a blocking spawnSync would starve the keep-alive timers of this process's HTTP client. */
 function lamina(s: TestServer, args: string[]): Promise<{ code: number | null; out: string; err: string }> {

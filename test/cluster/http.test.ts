@@ -4,22 +4,11 @@
 // behave as on one node.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { call, deploy, makeFunction } from '../helpers/server.js';
-import { TOKEN, adminCall, startCluster, type TestCluster } from '../helpers/cluster.js';
+import { call } from '../helpers/server.js';
+import { adminCall, deployFn, startCluster, TOKEN, type TestCluster } from '../helpers/cluster.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-
-async function deployFn(url: string, name: string, code: string, manifest: Record<string, unknown> = {}): Promise<void> {
-  const dir = makeFunction({ 'index.mjs': code }, { name, ...manifest }, name);
-  try {
-    await deploy({ url, token: TOKEN } as never, dir, name);
-  } finally {
-    rmSync(path.dirname(dir), { recursive: true, force: true });
-  }
-}
 
 const ECHO = `
 export async function handler(e) {

@@ -4,38 +4,15 @@
 // SDK works against the gateway (SigV4 checked, AWS's errors); and the worker's
 // internal API refuses a malformed pin or trigger.
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CreateAliasCommand, CreateFunctionCommand, InvokeCommand, PublishVersionCommand, UpdateFunctionCodeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
-import { call, deploy, makeFunction, type TestServer } from '../helpers/server.js';
-import { SECRET, TOKEN, startCluster, type TestCluster } from '../helpers/cluster.js';
-import { lambdaClient, zipOf } from '../aws/helpers.js';
+import { call, type TestServer } from '../helpers/server.js';
+import { deployFn, SECRET, startCluster, TOKEN, type TestCluster } from '../helpers/cluster.js';
+import { lambdaClient, refused, zipOf } from '../aws/helpers.js';
 
 const decode = (p: Uint8Array | undefined) => JSON.parse(Buffer.from(p ?? []).toString('utf8') || 'null');
 const VERSIONED = (v: string) => `exports.handler = async (event, context) => ({ v: ${JSON.stringify(v)}, version: context.functionVersion });`;
 const REQUEST = (v: string) => `export async function handler(e) { return { statusCode: 201, headers: { 'x-v': ${JSON.stringify(v)} }, body: e.requestContext.http.method + ' ' + e.rawPath + '?' + e.rawQueryString }; }`;
-
-async function deployFn(url: string, name: string, code: string, manifest: Record<string, unknown> = {}): Promise<void> {
-  const dir = makeFunction({ 'index.mjs': code }, { name, ...manifest }, name);
-  try {
-    await deploy({ url, token: TOKEN } as never, dir, name);
-  } finally {
-    rmSync(path.dirname(dir), { recursive: true, force: true });
-  }
-}
-
-async function refused(p: Promise<unknown>, name: string, status: number): Promise<void> {
-  try {
-    await p;
-  } catch (err) {
-    const e = err as Error & { $metadata: { httpStatusCode?: number } };
-    assert.equal(e.name, name, `${e.name}: ${e.message}`);
-    assert.equal(e.$metadata.httpStatusCode, status);
-    return;
-  }
-  assert.fail(`expected ${name}`);
-}
 
 describe('cluster: versions, aliases and the AWS Lambda API through the gateway', () => {
   let c: TestCluster;

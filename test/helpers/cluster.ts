@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CLI, call, childrenOf, type Reply } from './server.js';
+import { CLI, call, childrenOf, deploy, makeFunction, type Reply } from './server.js';
 import { createTestDatabase, type TestDatabase } from './postgres.js';
 
 export const TOKEN = 'cluster-test-token';
@@ -161,4 +161,14 @@ export function adminCall(url: string, method: string, route: string, body?: Bod
   const headers: Record<string, string> = { authorization: `Bearer ${TOKEN}` };
   if (contentType) headers['content-type'] = contentType;
   return call(`${url}/api/v1${route}`, { method, headers, body });
+}
+
+/** Deploys `code` as index.mjs of function `name` (with `manifest`) through a gateway's admin API. */
+export async function deployFn(url: string, name: string, code: string, manifest: Record<string, unknown> = {}): Promise<void> {
+  const dir = makeFunction({ 'index.mjs': code }, { name, ...manifest }, name);
+  try {
+    await deploy({ url, token: TOKEN } as never, dir, name);
+  } finally {
+    rmSync(path.dirname(dir), { recursive: true, force: true });
+  }
 }

@@ -2,21 +2,10 @@
 // 202 through the gateway, a schedule firing once per tick across workers, and
 // a worker SIGKILLed while holding events: the other takes them over, none lost.
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { deploy, makeFunction, sleep } from '../helpers/server.js';
-import { TOKEN, adminCall, startCluster, type TestCluster } from '../helpers/cluster.js';
-
-async function deployFn(url: string, name: string, code: string, manifest: Record<string, unknown> = {}): Promise<void> {
-  const dir = makeFunction({ 'index.mjs': code }, { name, ...manifest }, name);
-  try {
-    await deploy({ url, token: TOKEN } as never, dir, name);
-  } finally {
-    rmSync(path.dirname(dir), { recursive: true, force: true });
-  }
-}
+import { sleep } from '../helpers/server.js';
+import { adminCall, deployFn, startCluster, type TestCluster } from '../helpers/cluster.js';
 
 async function enqueue(url: string, name: string, event: unknown): Promise<string> {
   const r = await fetch(`${url}/run/${name}`, { method: 'POST', body: JSON.stringify(event), headers: { 'x-lamina-invocation-type': 'Event' } });
