@@ -32,6 +32,7 @@ const host = {
   url: take<(input: string, base?: string) => string>('__lh_url'),
   urlset: take<(href: string, part: string, value: string) => string>('__lh_urlset'),
   fetch: take<FetchRef | undefined>('__lh_fetch'),
+  done: take<(answers: string[]) => void>('__lh_done'),
 };
 
 /** Largest JSON result (the HTTP contract's payload cap) and log bytes kept per call. */
@@ -162,8 +163,7 @@ interface Ctx {
  * One call: 'o' + the result's JSON, or 'e' + the error's JSON; 'O' or 'E'
  * when waitUntil work goes on, the host then calls `__laminaSettle(id)`.
  */
-function invoke(id: string, eventJson: string, ctxJson: string, url?: string): Promise<string> {
-  const c = JSON.parse(ctxJson) as Ctx;
+function invoke(id: string, eventJson: string, c: Ctx, url?: string): Promise<string> {
   calls.set(id, { deadlineMs: c.deadlineMs, logBytes: 0 });
   enter(id);
   if (fetchTarget) {
@@ -193,4 +193,66 @@ function invoke(id: string, eventJson: string, ctxJson: string, url?: string): P
   return run();
 }
 
-Object.assign(g, { __laminaBoot: boot, __laminaInvoke: invoke, __laminaFire: timers.fire, __laminaSettle: settle });
+/** A batch of calls started together; its promise is the host's answer for it. */
+interface Batch {
+  left: number;
+  resolve: (answers: string[]) => void;
+}
+/** Answers not yet handed to the host: id, out, id, out, ... */
+let outbox: string[] = [];
+/** Batches whose promise has not resolved yet. */
+let open: Batch[] = [];
+let flushQueued = false;
+/** Microtask hops a flush waits, so calls started together that end a hop or two apart go in one answer. */
+const FLUSH_HOPS = 3;
+
+/**
+ * Starts the calls of one batch ([id, event JSON, context, url] flattened) and
+ * resolves, once all of them have answered, with the answers of the flush that
+ * ended the last one. Answers that are ready while the batch still waits for other
+ * calls go to the host through `host.done`: either way, one crossing back to the host
+ * per flush, not per call.
+ */
+function invokeBatch(flat: unknown[]): Promise<string[]> {
+  return new Promise<string[]>((resolve) => {
+    const batch: Batch = { left: flat.length / 4, resolve };
+    open.push(batch);
+    for (let i = 0; i + 3 < flat.length; i += 4) {
+      const id = flat[i] as string;
+      // invoke never rejects: the handler's errors are answers ('e' + JSON).
+      void invoke(id, flat[i + 1] as string, flat[i + 2] as Ctx, flat[i + 3] as string | undefined).then((out) => {
+        // Not push(): user code may replace Array.prototype.push. What it can still tamper with, the host checks.
+        outbox[outbox.length] = id;
+        outbox[outbox.length] = out;
+        batch.left--;
+        queueFlush();
+      });
+    }
+    if (batch.left <= 0) queueFlush();
+  });
+}
+
+function queueFlush(): void {
+  if (flushQueued) return;
+  flushQueued = true;
+  let p = Promise.resolve();
+  for (let i = 1; i < FLUSH_HOPS; i++) p = p.then(() => undefined);
+  void p.then(flush);
+}
+
+function flush(): void {
+  flushQueued = false;
+  const answers = outbox;
+  outbox = [];
+  const ended = open.filter((b) => b.left <= 0);
+  if (ended.length > 0) open = open.filter((b) => b.left > 0);
+  // The answers ride on an ended batch's promise when there is one (no extra crossing), else go on their own.
+  if (ended.length === 0) {
+    if (answers.length > 0) host.done(answers);
+    return;
+  }
+  ended[0]!.resolve(answers);
+  for (let i = 1; i < ended.length; i++) ended[i]!.resolve([]);
+}
+
+Object.assign(g, { __laminaBoot: boot, __laminaInvokeBatch: invokeBatch, __laminaFire: timers.fire, __laminaSettle: settle });
