@@ -405,7 +405,11 @@ function startBatch(iso: Iso): void {
   iso.queued = [];
   if (iso.death || !iso.invokeBatch || batch.length === 0) return;
   const flat: unknown[] = [];
-  for (const f of batch) flat.push(f.id, f.event, f.context, f.url);
+  // Plain values (prelude CALL_FIELDS): copying them is cheaper than an object per call.
+  for (const f of batch) {
+    const c = f.context;
+    flat.push(f.id, f.event, c.requestId, c.functionName, c.functionVersion, c.memoryLimitMb, c.coldStart, c.deadlineMs, f.url);
+  }
   const done = iso.invokeBatch.apply(undefined, [flat], { arguments: { copy: true }, result: { promise: true, copy: true } }) as Promise<unknown>;
   for (const tid of iso.due.splice(0)) fireTimer(iso, tid);
   done.then(
