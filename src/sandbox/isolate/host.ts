@@ -202,8 +202,9 @@ const HEAP_READ_MS = 100;
  * (memoryLimit), not these figures, so their age only delays what the records report.
  */
 function statsNow(iso: Iso): IsoStats {
-  iso.last.cpuMs = Number(iso.isolate.cpuTime) / 1e6;
-  return { ...iso.last };
+  const l = iso.last;
+  l.cpuMs = Number(iso.isolate.cpuTime) / 1e6;
+  return { used: l.used, peak: l.peak, cpuMs: l.cpuMs };
 }
 
 /** After answers: when the heap figures are older than HEAP_READ_MS and the isolate is idle, a read starts for the calls that follow. */
@@ -465,7 +466,8 @@ function settleOne(iso: Iso, f: InvokeFrame, out: string): void {
   if (out[0] === 'o' || out[0] === 'O') {
     // The result text is the isolate's (user code may replace JSON.stringify): the server parses it as hostile.
     if (Buffer.byteLength(out) - 1 > MAX_RESULT_BYTES) return send({ t: 'fail', q: f.q, kind: 'handler', message: `the handler's return value is over the cap of ${MAX_RESULT_BYTES} bytes`, stats: statsNow(iso), ...(more ? { more } : {}) });
-    return send({ t: 'result', q: f.q, value: out.slice(1), stats: statsNow(iso), ...(more ? { more } : {}) });
+    // No spread for the common frame: this runs for every call.
+    return send(more ? { t: 'result', q: f.q, value: out.slice(1), stats: statsNow(iso), more } : { t: 'result', q: f.q, value: out.slice(1), stats: statsNow(iso) });
   }
   if (out[0] !== 'e' && out[0] !== 'E') return badOutput(iso);
   let e: { name: string; message: string; stack?: string };
