@@ -5,8 +5,8 @@
 // shared machine hits all alike; medians reported. CPU per call is split into
 // the server process and its descendants (the isolate hosts), from /proc.
 //
-//   node --import tsx bench/isolate-ab.ts [--base /path/to/built/checkout]
-//        [--seconds 5] [--rounds 3] [--conns 32] [--ic 64]
+//   node --import tsx bench/isolate-ab.ts [--base [label=]/path/to/built/checkout ...]
+//        [--seconds 5] [--rounds 3] [--conns 32] [--ic 64] [--process]
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,11 +18,13 @@ import { startWorkerd } from './lib/workerd.js';
 
 const { values } = parseArgs({
   options: {
-    base: { type: 'string' },
+    base: { type: 'string', multiple: true },
     seconds: { type: 'string', default: '5' },
     rounds: { type: 'string', default: '3' },
     conns: { type: 'string', default: '32' },
     ic: { type: 'string', default: '64' },
+    /** Also this checkout's process tier (what the server does more for isolate calls). */
+    process: { type: 'boolean', default: false },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -40,11 +42,17 @@ try {
   const w = await startWorkerd();
   procs.push(w);
   targets.push({ name: 'workerd', url: w.url, pid: w.pid });
-  const servers = [...(values.base ? [{ label: 'base', root: path.resolve(values.base) }] : []), { label: values.base ? 'new' : 'isolate', root: undefined }];
-  for (const { label, root } of servers) {
-    const s = await startLamina({ sandbox: 'isolate', ...(root ? { root } : {}) });
+  const bases = (values.base ?? []).map((b, i) => {
+    const eq = b.indexOf('=');
+    return eq > 0 ? { label: b.slice(0, eq), root: path.resolve(b.slice(eq + 1)) } : { label: i ? `base${i + 1}` : 'base', root: path.resolve(b) };
+  });
+  const servers: { label: string; root: string | undefined }[] = [...bases, { label: bases.length ? 'new' : 'isolate', root: undefined }];
+  const tiered = servers.map((x) => ({ ...x, tier: 'isolate' }));
+  if (values.process) tiered.push({ label: 'process', root: undefined, tier: 'process' });
+  for (const { label, root, tier } of tiered) {
+    const s = await startLamina({ sandbox: tier, ...(root ? { root } : {}) });
     procs.push(s);
-    await s.deploy('noop-ic', path.join(FUNCTIONS, 'noop'), { sandbox: 'isolate', instanceConcurrency: Number(values.ic) });
+    await s.deploy('noop-ic', path.join(FUNCTIONS, 'noop'), { sandbox: tier, instanceConcurrency: Number(values.ic) });
     targets.push({ name: `${label} ic=${values.ic}`, url: `${s.url}/run/noop-ic`, pid: s.pid });
   }
   const rows: (string | number)[][] = [];
@@ -73,7 +81,7 @@ try {
     }
     console.log(`c=${c}: load average ${loads.join(' -> ')}`);
   }
-  console.log(table(['conns', 'target', 'req/s', 'p50 ms', 'errors', 'server CPU us/req', 'host CPU us/req', 'other load cores', 'vs workerd'], rows));
+  console.log(table(['conns', 'target', 'req/s', 'p50 ms', 'errors', 'server CPU us/req', 'host/runtime CPU us/req', 'other load cores', 'vs workerd'], rows));
 } finally {
   for (const p of procs.reverse()) await p.stop();
 }

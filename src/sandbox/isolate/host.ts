@@ -190,6 +190,13 @@ function end(iso: Iso, kind: FailureKind, message: string, quiet = false): void 
   }
   isos.delete(iso.id);
   if (!quiet) send({ t: 'dead', iso: iso.id, kind, message });
+  // Every call it has not answered fails with its death, queued ones included (their batch never started).
+  for (const f of iso.waiting.values()) {
+    iso.inflight.delete(f.id);
+    send({ t: 'fail', q: f.q, kind, message, stats: { ...iso.last } });
+  }
+  iso.waiting.clear();
+  iso.queued = [];
 }
 
 /** Heap numbers need the isolate idle (the async call waits for it); a busy one reports its last sample. */
@@ -411,28 +418,22 @@ function startBatch(iso: Iso): void {
     const c = f.context;
     flat.push(f.id, f.event, c.requestId, c.functionName, c.functionVersion, c.memoryLimitMb, c.coldStart, c.deadlineMs, f.url);
   }
-  const done = iso.invokeBatch.apply(undefined, [flat], { arguments: { copy: true }, result: { promise: true, copy: true } }) as Promise<unknown>;
+  let done: Promise<unknown>;
+  try {
+    done = iso.invokeBatch.apply(undefined, [flat], { arguments: { copy: true }, result: { promise: true, copy: true } }) as Promise<unknown>;
+  } catch (err) {
+    // Disposed meanwhile: as a rejection would.
+    done = Promise.reject(err);
+  }
   for (const tid of iso.due.splice(0)) fireTimer(iso, tid);
   done.then(
     (answers) => answer(iso, answers),
     (err: unknown) => {
       const kind = classify(iso, err);
       const message = failureMessage(iso, kind, err);
-      failAll(iso, kind === 'handler' ? 'crash' : kind, message);
+      end(iso, kind === 'handler' ? 'crash' : kind, message, true);
     },
   );
-}
-
-/** Ends the isolate and fails every call it has not answered. */
-function failAll(iso: Iso, kind: FailureKind, message: string): void {
-  end(iso, kind, message, true);
-  // The death's own kind and message when the isolate had already ended (e.g. a dispose at the deadline).
-  const death = iso.death ?? { kind, message };
-  for (const f of iso.waiting.values()) {
-    iso.inflight.delete(f.id);
-    send({ t: 'fail', q: f.q, kind: death.kind, message: death.message, stats: { ...iso.last } });
-  }
-  iso.waiting.clear();
 }
 
 /**
@@ -480,7 +481,7 @@ function settleOne(iso: Iso, f: InvokeFrame, out: string): void {
   if (e.name === 'InvalidResponse') return send({ t: 'fail', q: f.q, kind: 'handler', type: 'InvalidResponse', message: e.message, stats: statsNow(iso), ...(more ? { more } : {}) });
   if (e.name === 'RangeError' && /Array buffer allocation failed/.test(e.message)) {
     // An allocation the heap limit refused: the call failed for memory, as on the other tiers.
-    return failAll(iso, 'memory', `the isolate exceeded its memory limit of ${iso.memoryBytes / 1048576} MB (${e.message})`);
+    return end(iso, 'memory', `the isolate exceeded its memory limit of ${iso.memoryBytes / 1048576} MB (${e.message})`, true);
   }
   send({ t: 'fail', q: f.q, kind: 'handler', message: e.message, stack: e.stack, stats: statsNow(iso), ...(more ? { more } : {}) });
 }
@@ -499,7 +500,7 @@ async function settleCall(iso: Iso, id: string): Promise<void> {
 
 /** The prelude's answers were not what it writes (code in the isolate tampered with it): the isolate ends, its calls fail. */
 function badOutput(iso: Iso): void {
-  failAll(iso, 'crash', 'protocol violation: the isolate answered a call with a malformed result (was JSON.stringify replaced?)');
+  end(iso, 'crash', 'protocol violation: the isolate answered a call with a malformed result (was JSON.stringify replaced?)', true);
 }
 
 function onFrame(f: BackendFrame): void {
