@@ -158,9 +158,11 @@ export class HostProcess {
       this.replies.set(cq, onCallReply);
       out = { ...frame, call: { ...frame.call, q: cq } } as BackendFrame;
     }
+    // The frame is this request's own: `q` goes on it in place (a spread per call costs more).
+    (out as { q: number }).q = q;
     return new Promise((resolve) => {
       this.replies.set(q, resolve);
-      this.channel.send({ ...out, q } as BackendFrame);
+      this.channel.send(out);
     });
   }
 

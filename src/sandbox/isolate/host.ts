@@ -30,7 +30,8 @@ interface Iso {
   isolate: IVM.Isolate;
   memoryBytes: number;
   timeoutMs: number;
-  invoke?: IVM.Reference;
+  /** The prelude's `__laminaInvokeBatch`: starts several calls in one hop to the isolate's thread. */
+  invokeBatch?: IVM.Reference;
   fire?: IVM.Reference;
   settle?: IVM.Reference;
   kind?: 'fetch' | 'handler';
@@ -38,6 +39,10 @@ interface Iso {
   /** Timers that came due while no call was in flight; they fire when the next call starts. */
   due: number[];
   inflight: Set<string>;
+  /** Calls sent into the isolate and not yet answered, by id. */
+  waiting: Map<string, InvokeFrame>;
+  /** Invoke frames of this turn, not yet sent into the isolate (one batch per turn). */
+  queued: InvokeFrame[];
   /** Log bytes outside any call since the last call began. */
   looseLogBytes: number;
   last: IsoStats;
@@ -93,6 +98,9 @@ function installBridges(iso: Iso, jail: IVM.Reference, network: boolean): void {
     }
     send({ t: 'log', iso: iso.id, id: inCall ? (call as string) : null, data: text.slice(0, MAX_LOG_CHUNK) });
   }));
+  // Answers of calls that ended while their batch still waits for others (see startBatch).
+  // Ignored mode: the isolate's thread goes on at once, the host handles them on its own thread.
+  jail.setSync('__lh_done', new ivm.Callback((answers: unknown) => answer(iso, answers), { ignored: true }));
   jail.setSync('__lh_timer', new ivm.Callback((tid: unknown, ms: unknown) => setTimer(iso, Number(tid), Number(ms))));
   jail.setSync('__lh_clear', new ivm.Callback((tid: unknown) => {
     clearTimeout(iso.timers.get(Number(tid)));
@@ -182,6 +190,13 @@ function end(iso: Iso, kind: FailureKind, message: string, quiet = false): void 
   }
   isos.delete(iso.id);
   if (!quiet) send({ t: 'dead', iso: iso.id, kind, message });
+  // Every call it has not answered fails with its death, queued ones included (their batch never started).
+  for (const f of iso.waiting.values()) {
+    iso.inflight.delete(f.id);
+    send({ t: 'fail', q: f.q, kind, message, stats: { ...iso.last } });
+  }
+  iso.waiting.clear();
+  iso.queued = [];
 }
 
 /** Heap numbers need the isolate idle (the async call waits for it); a busy one reports its last sample. */
@@ -190,13 +205,17 @@ const HEAP_READ_MS = 100;
 
 /**
  * A finished call's stats, without waiting for a hop to the isolate's thread: CPU time now,
- * the heap as last read. When that read is older than HEAP_READ_MS and the isolate is idle,
- * a new one starts for the calls that follow. The heap cap itself is V8's (memoryLimit),
- * not these figures, so their age only delays what the records report.
+ * the heap as last read (maybeReadHeap refreshes it). The heap cap itself is V8's
+ * (memoryLimit), not these figures, so their age only delays what the records report.
  */
-function statsAfterCall(iso: Iso): IsoStats {
-  iso.last.cpuMs = Number(iso.isolate.cpuTime) / 1e6;
-  const stats = { ...iso.last };
+function statsNow(iso: Iso): IsoStats {
+  const l = iso.last;
+  l.cpuMs = Number(iso.isolate.cpuTime) / 1e6;
+  return { used: l.used, peak: l.peak, cpuMs: l.cpuMs };
+}
+
+/** After answers: when the heap figures are older than HEAP_READ_MS and the isolate is idle, a read starts for the calls that follow. */
+function maybeReadHeap(iso: Iso): void {
   if (!iso.heapReading && iso.inflight.size === 0 && !iso.death && performance.now() - (iso.heapReadAt ?? 0) >= HEAP_READ_MS) {
     iso.heapReading = true;
     void sample(iso).finally(() => {
@@ -204,7 +223,6 @@ function statsAfterCall(iso: Iso): IsoStats {
       iso.heapReadAt = performance.now();
     });
   }
-  return stats;
 }
 
 async function sample(iso: Iso): Promise<IsoStats> {
@@ -223,7 +241,7 @@ async function sample(iso: Iso): Promise<IsoStats> {
 /** A new isolate with its bridges and the prelude run: everything but the function's code. */
 function makeBlank(memoryMb: number): Blank {
   const isolate = new ivm.Isolate({ memoryLimit: memoryMb });
-  const iso: Iso = { id: '', isolate, memoryBytes: memoryMb * 1048576, timeoutMs: 1000, timers: new Map(), due: [], inflight: new Set(), looseLogBytes: 0, last: { used: 0, peak: 0, cpuMs: 0 } };
+  const iso: Iso = { id: '', isolate, memoryBytes: memoryMb * 1048576, timeoutMs: 1000, timers: new Map(), due: [], inflight: new Set(), waiting: new Map(), queued: [], looseLogBytes: 0, last: { used: 0, peak: 0, cpuMs: 0 } };
   try {
     // The isolate is new and runs nothing yet, so the quick sync calls cannot block.
     const context = isolate.createContextSync();
@@ -237,7 +255,7 @@ function makeBlank(memoryMb: number): Blank {
       return ref;
     };
     const boot = take('__laminaBoot');
-    iso.invoke = take('__laminaInvoke');
+    iso.invokeBatch = take('__laminaInvokeBatch');
     iso.fire = take('__laminaFire');
     iso.settle = take('__laminaSettle');
     return { iso, context, boot, memoryMb };
@@ -349,59 +367,123 @@ async function load(f: LoadFrame): Promise<void> {
   const c = f.call;
   if (c) {
     // The call was prepared for an event handler; a fetch handler's goes back to the server to be prepared anew.
-    if (iso.kind === 'handler') void invoke({ t: 'invoke', q: c.q, iso: f.iso, id: c.id, event: c.event, context: { ...c.context, deadlineMs: Date.now() + c.budgetMs }, ...(c.url !== undefined ? { url: c.url } : {}) });
+    if (iso.kind === 'handler') invoke({ t: 'invoke', q: c.q, iso: f.iso, id: c.id, event: c.event, context: { ...c.context, deadlineMs: Date.now() + c.budgetMs }, ...(c.url !== undefined ? { url: c.url } : {}) });
     else send({ t: 'ok', q: c.q });
   }
   // Only now: making a blank holds this thread for milliseconds, which the load must not wait for.
   fillBlanks();
 }
 
-async function invoke(f: InvokeFrame): Promise<void> {
+/** Isolates with invoke frames queued in this turn; flushed in a microtask, after every frame of the read. */
+const toStart = new Set<Iso>();
+
+/**
+ * Queues a call: the frames that arrive in one read (the server writes the calls of
+ * one of its turns at once) go into the isolate in one hop to its thread, and their
+ * answers come back together (startBatch), where a hop each way per call cost most
+ * of the host's CPU per call.
+ */
+function invoke(f: InvokeFrame): void {
   const iso = isos.get(f.iso);
-  if (!iso?.invoke) return send({ t: 'fail', q: f.q, kind: 'crash', message: 'the isolate is gone' });
+  if (!iso?.invokeBatch) return send({ t: 'fail', q: f.q, kind: 'crash', message: 'the isolate is gone' });
+  // Ids key the answers: the server never reuses one, and a second would shadow the first.
+  if (iso.waiting.has(f.id) || iso.inflight.has(f.id)) return send({ t: 'fail', q: f.q, kind: 'crash', message: 'a call with this id is already running in the isolate' });
   if (iso.inflight.size === 0) iso.looseLogBytes = 0;
   iso.inflight.add(f.id);
-  const done = iso.invoke.apply(undefined, [f.id, f.event, JSON.stringify(f.context), f.url], { result: { promise: true, copy: true } }) as Promise<string>;
-  for (const tid of iso.due.splice(0)) fireTimer(iso, tid);
-  let out: string;
+  iso.waiting.set(f.id, f);
+  iso.queued.push(f);
+  if (toStart.size === 0) queueMicrotask(startQueued);
+  toStart.add(iso);
+}
+
+function startQueued(): void {
+  for (const iso of toStart) startBatch(iso);
+  toStart.clear();
+}
+
+/**
+ * One hop into the isolate for every call queued this turn. The prelude answers
+ * the calls that end in one microtask flush together: through this batch's promise
+ * when that flush ends the batch's last call, else through `__lh_done`. The promise
+ * stays pending while any call of the batch runs, so an isolate that dies (a memory
+ * overrun, a dispose at a deadline) rejects it and its calls are failed.
+ */
+function startBatch(iso: Iso): void {
+  const batch = iso.queued;
+  iso.queued = [];
+  if (iso.death || !iso.invokeBatch || batch.length === 0) return;
+  const flat: unknown[] = [];
+  // Plain values (prelude CALL_FIELDS): copying them is cheaper than an object per call.
+  for (const f of batch) {
+    const c = f.context;
+    flat.push(f.id, f.event, c.requestId, c.functionName, c.functionVersion, c.memoryLimitMb, c.coldStart, c.deadlineMs, f.url);
+  }
+  let done: Promise<unknown>;
   try {
-    out = await done;
+    done = iso.invokeBatch.apply(undefined, [flat], { arguments: { copy: true }, result: { promise: true, copy: true } }) as Promise<unknown>;
   } catch (err) {
-    iso.inflight.delete(f.id);
-    const kind = classify(iso, err);
-    const message = failureMessage(iso, kind, err);
-    end(iso, kind === 'handler' ? 'crash' : kind, message, true);
-    return send({ t: 'fail', q: f.q, kind: kind === 'handler' ? 'crash' : kind, message, stats: { ...iso.last } });
+    // Disposed meanwhile: as a rejection would.
+    done = Promise.reject(err);
   }
+  for (const tid of iso.due.splice(0)) fireTimer(iso, tid);
+  done.then(
+    (answers) => answer(iso, answers),
+    (err: unknown) => {
+      const kind = classify(iso, err);
+      const message = failureMessage(iso, kind, err);
+      end(iso, kind === 'handler' ? 'crash' : kind, message, true);
+    },
+  );
+}
+
+/**
+ * Answers from the isolate: [id, out, id, out, ...], each out as the prelude writes
+ * it. Hostile (user code can tamper with the prelude's globals): anything but
+ * strings in pairs, or an id that is not a call waiting here, ends the isolate.
+ */
+function answer(iso: Iso, answers: unknown): void {
+  if (iso.death) return;
+  if (!Array.isArray(answers) || answers.length % 2 !== 0) return badOutput(iso);
+  for (let i = 0; i < answers.length; i += 2) {
+    const id: unknown = answers[i];
+    const out: unknown = answers[i + 1];
+    const f = typeof id === 'string' ? iso.waiting.get(id) : undefined;
+    if (!f || typeof out !== 'string') return badOutput(iso);
+    // Answered by settleOne, or failed with every other call when its answer ended the isolate.
+    settleOne(iso, f, out);
+    iso.waiting.delete(f.id);
+    if (iso.death) return;
+  }
+  maybeReadHeap(iso);
+}
+
+/** One call's answer from the isolate: 'o' / 'e' + JSON, or 'O' / 'E' when waitUntil work goes on. */
+function settleOne(iso: Iso, f: InvokeFrame, out: string): void {
   // 'O' / 'E': answered, but waitUntil work goes on; the call stays in flight (its logs, its timers) until it settles.
-  if (typeof out !== 'string' || out.length === 0) {
-    iso.inflight.delete(f.id);
-    return badOutput(iso, f);
-  }
+  if (out.length === 0) return badOutput(iso);
   const more = out[0] === 'O' || out[0] === 'E';
   if (!more) iso.inflight.delete(f.id);
   else void settleCall(iso, f.id);
   if (out[0] === 'o' || out[0] === 'O') {
     // The result text is the isolate's (user code may replace JSON.stringify): the server parses it as hostile.
-    if (Buffer.byteLength(out) - 1 > MAX_RESULT_BYTES) return send({ t: 'fail', q: f.q, kind: 'handler', message: `the handler's return value is over the cap of ${MAX_RESULT_BYTES} bytes`, stats: statsAfterCall(iso), ...(more ? { more } : {}) });
-    return send({ t: 'result', q: f.q, value: out.slice(1), stats: statsAfterCall(iso), ...(more ? { more } : {}) });
+    if (Buffer.byteLength(out) - 1 > MAX_RESULT_BYTES) return send({ t: 'fail', q: f.q, kind: 'handler', message: `the handler's return value is over the cap of ${MAX_RESULT_BYTES} bytes`, stats: statsNow(iso), ...(more ? { more } : {}) });
+    // No spread for the common frame: this runs for every call.
+    return send(more ? { t: 'result', q: f.q, value: out.slice(1), stats: statsNow(iso), more } : { t: 'result', q: f.q, value: out.slice(1), stats: statsNow(iso) });
   }
-  if (out[0] !== 'e' && out[0] !== 'E') return badOutput(iso, f);
+  if (out[0] !== 'e' && out[0] !== 'E') return badOutput(iso);
   let e: { name: string; message: string; stack?: string };
   try {
     e = JSON.parse(out.slice(1)) as typeof e;
     if (typeof e?.message !== 'string') throw new TypeError('no message');
   } catch {
-    return badOutput(iso, f);
+    return badOutput(iso);
   }
-  if (e.name === 'InvalidResponse') return send({ t: 'fail', q: f.q, kind: 'handler', type: 'InvalidResponse', message: e.message, stats: statsAfterCall(iso), ...(more ? { more } : {}) });
+  if (e.name === 'InvalidResponse') return send({ t: 'fail', q: f.q, kind: 'handler', type: 'InvalidResponse', message: e.message, stats: statsNow(iso), ...(more ? { more } : {}) });
   if (e.name === 'RangeError' && /Array buffer allocation failed/.test(e.message)) {
     // An allocation the heap limit refused: the call failed for memory, as on the other tiers.
-    const message = `the isolate exceeded its memory limit of ${iso.memoryBytes / 1048576} MB (${e.message})`;
-    end(iso, 'memory', message, true);
-    return send({ t: 'fail', q: f.q, kind: 'memory', message, stats: { ...iso.last, peak: iso.memoryBytes } });
+    return end(iso, 'memory', `the isolate exceeded its memory limit of ${iso.memoryBytes / 1048576} MB (${e.message})`, true);
   }
-  send({ t: 'fail', q: f.q, kind: 'handler', message: e.message, stack: e.stack, stats: statsAfterCall(iso), ...(more ? { more } : {}) });
+  send({ t: 'fail', q: f.q, kind: 'handler', message: e.message, stack: e.stack, stats: statsNow(iso), ...(more ? { more } : {}) });
 }
 
 /** Waits out a call's waitUntil work (the backend bounds it by the call's deadline), then says so. */
@@ -416,11 +498,9 @@ async function settleCall(iso: Iso, id: string): Promise<void> {
   send({ t: 'settled', iso: iso.id, id });
 }
 
-/** The prelude's answer was not what it writes (code in the isolate tampered with it): the isolate ends. */
-function badOutput(iso: Iso, f: InvokeFrame): void {
-  const message = 'protocol violation: the isolate answered the call with a malformed result (was JSON.stringify replaced?)';
-  end(iso, 'crash', message, true);
-  send({ t: 'fail', q: f.q, kind: 'crash', message, stats: { ...iso.last } });
+/** The prelude's answers were not what it writes (code in the isolate tampered with it): the isolate ends, its calls fail. */
+function badOutput(iso: Iso): void {
+  end(iso, 'crash', 'protocol violation: the isolate answered a call with a malformed result (was JSON.stringify replaced?)', true);
 }
 
 function onFrame(f: BackendFrame): void {
@@ -429,7 +509,7 @@ function onFrame(f: BackendFrame): void {
     case 'load':
       return void load(f);
     case 'invoke':
-      return void invoke(f);
+      return invoke(f);
     case 'stats': {
       const iso = isos.get(f.iso);
       if (!iso) return send({ t: 'ok', q: f.q });

@@ -189,8 +189,11 @@ export class IsolateSandbox implements Sandbox, IsolateListener {
       this.instanceLogs = [];
       this.instanceLogBytes = 0;
       this.pending.set(req.requestId, call);
-      const context = { ...this.contextOf(req, this.spec!), deadlineMs: req.deadlineMs };
-      void this.host!.request({ t: 'invoke', iso: this.id, id: req.requestId, event, context, ...(req.http ? { url: req.http.url } : {}) }).then((r) => this.settle(req.requestId, r));
+      // Literals, not spreads: this runs for every call, and a spread costs a few times a literal.
+      const spec = this.spec!;
+      const context = { requestId: req.requestId, functionName: spec.functionName, functionVersion: spec.functionVersion, memoryLimitMb: spec.memoryMb, coldStart: req.coldStart, deadlineMs: req.deadlineMs };
+      // An undefined url is left out of the frame by JSON.stringify.
+      void this.host!.request({ t: 'invoke', iso: this.id, id: req.requestId, event, context, url: req.http?.url }).then((r) => this.settle(req.requestId, r));
     });
   }
 

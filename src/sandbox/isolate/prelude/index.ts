@@ -32,6 +32,7 @@ const host = {
   url: take<(input: string, base?: string) => string>('__lh_url'),
   urlset: take<(href: string, part: string, value: string) => string>('__lh_urlset'),
   fetch: take<FetchRef | undefined>('__lh_fetch'),
+  done: take<(answers: string[]) => void>('__lh_done'),
 };
 
 /** Largest JSON result (the HTTP contract's payload cap) and log bytes kept per call. */
@@ -158,12 +159,26 @@ interface Ctx {
   coldStart: boolean;
 }
 
+/** Lambda's names for this function, made again only when it or the UTC day (in logStreamName) changes. */
+let names: ReturnType<typeof lambdaContextNames> | undefined;
+let namesOf: Ctx | undefined;
+let namesUntil = 0;
+function namesFor(c: Ctx): ReturnType<typeof lambdaContextNames> {
+  const now = Date.now();
+  const o = namesOf;
+  if (!names || !o || now >= namesUntil || o.functionName !== c.functionName || o.functionVersion !== c.functionVersion || o.memoryLimitMb !== c.memoryLimitMb) {
+    names = lambdaContextNames(c, env?.AWS_REGION, new Date(now));
+    namesOf = c;
+    namesUntil = (Math.floor(now / 86_400_000) + 1) * 86_400_000;
+  }
+  return names;
+}
+
 /**
  * One call: 'o' + the result's JSON, or 'e' + the error's JSON; 'O' or 'E'
  * when waitUntil work goes on, the host then calls `__laminaSettle(id)`.
  */
-function invoke(id: string, eventJson: string, ctxJson: string, url?: string): Promise<string> {
-  const c = JSON.parse(ctxJson) as Ctx;
+function invoke(id: string, eventJson: string, c: Ctx, url?: string): Promise<string> {
   calls.set(id, { deadlineMs: c.deadlineMs, logBytes: 0 });
   enter(id);
   if (fetchTarget) {
@@ -172,7 +187,25 @@ function invoke(id: string, eventJson: string, ctxJson: string, url?: string): P
       return out;
     });
   }
-  const context = { ...c, ...lambdaContextNames(c, env?.AWS_REGION), env, getRemainingTimeInMillis: () => Math.max(0, c.deadlineMs - Date.now()) };
+  const n = namesFor(c);
+  // One literal, not spreads: spreading objects (the context, Lambda's names) into a new one cost
+  // most of a call's time in the isolate (~10 of 14 us a call). Same keys in the same order as before.
+  const context = {
+    requestId: c.requestId,
+    functionName: c.functionName,
+    functionVersion: c.functionVersion,
+    memoryLimitMb: c.memoryLimitMb,
+    coldStart: c.coldStart,
+    deadlineMs: c.deadlineMs,
+    awsRequestId: c.requestId,
+    invokedFunctionArn: n.invokedFunctionArn,
+    memoryLimitInMB: n.memoryLimitInMB,
+    logGroupName: n.logGroupName,
+    logStreamName: n.logStreamName,
+    callbackWaitsForEmptyEventLoop: n.callbackWaitsForEmptyEventLoop,
+    env,
+    getRemainingTimeInMillis: () => Math.max(0, c.deadlineMs - Date.now()),
+  };
   const run = async (): Promise<string> => {
     try {
       const value = await handler!(JSON.parse(eventJson), context);
@@ -193,4 +226,70 @@ function invoke(id: string, eventJson: string, ctxJson: string, url?: string): P
   return run();
 }
 
-Object.assign(g, { __laminaBoot: boot, __laminaInvoke: invoke, __laminaFire: timers.fire, __laminaSettle: settle });
+/** A batch of calls started together; its promise is the host's answer for it. */
+interface Batch {
+  left: number;
+  resolve: (answers: string[]) => void;
+}
+/** Answers not yet handed to the host: id, out, id, out, ... */
+let outbox: string[] = [];
+/** Batches whose promise has not resolved yet. */
+let open: Batch[] = [];
+let flushQueued = false;
+/** Microtask hops a flush waits, so calls started together that end a hop or two apart go in one answer. */
+const FLUSH_HOPS = 3;
+
+/** Values per call in a batch: id, event JSON, the context's six fields (requestId, functionName, functionVersion, memoryLimitMb, coldStart, deadlineMs), url. */
+const CALL_FIELDS = 9;
+
+/**
+ * Starts the calls of one batch (CALL_FIELDS plain values per call: no objects to copy) and
+ * resolves, once all of them have answered, with the answers of the flush that
+ * ended the last one. Answers that are ready while the batch still waits for other
+ * calls go to the host through `host.done`: either way, one crossing back to the host
+ * per flush, not per call.
+ */
+function invokeBatch(flat: unknown[]): Promise<string[]> {
+  return new Promise<string[]>((resolve) => {
+    const batch: Batch = { left: Math.floor(flat.length / CALL_FIELDS), resolve };
+    open.push(batch);
+    for (let i = 0; i + CALL_FIELDS <= flat.length; i += CALL_FIELDS) {
+      const id = flat[i] as string;
+      const c: Ctx = { requestId: flat[i + 2] as string, functionName: flat[i + 3] as string, functionVersion: flat[i + 4] as number, memoryLimitMb: flat[i + 5] as number, coldStart: flat[i + 6] as boolean, deadlineMs: flat[i + 7] as number };
+      // invoke never rejects: the handler's errors are answers ('e' + JSON).
+      void invoke(id, flat[i + 1] as string, c, flat[i + 8] as string | undefined).then((out) => {
+        // Not push(): user code may replace Array.prototype.push. What it can still tamper with, the host checks.
+        outbox[outbox.length] = id;
+        outbox[outbox.length] = out;
+        batch.left--;
+        queueFlush();
+      });
+    }
+    if (batch.left <= 0) queueFlush();
+  });
+}
+
+function queueFlush(): void {
+  if (flushQueued) return;
+  flushQueued = true;
+  let p = Promise.resolve();
+  for (let i = 1; i < FLUSH_HOPS; i++) p = p.then(() => undefined);
+  void p.then(flush);
+}
+
+function flush(): void {
+  flushQueued = false;
+  const answers = outbox;
+  outbox = [];
+  const ended = open.filter((b) => b.left <= 0);
+  if (ended.length > 0) open = open.filter((b) => b.left > 0);
+  // The answers ride on an ended batch's promise when there is one (no extra crossing), else go on their own.
+  if (ended.length === 0) {
+    if (answers.length > 0) host.done(answers);
+    return;
+  }
+  ended[0]!.resolve(answers);
+  for (let i = 1; i < ended.length; i++) ended[i]!.resolve([]);
+}
+
+Object.assign(g, { __laminaBoot: boot, __laminaInvokeBatch: invokeBatch, __laminaFire: timers.fire, __laminaSettle: settle });
