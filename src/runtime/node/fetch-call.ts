@@ -4,7 +4,7 @@
 // converted into the wire protocol's response object (docs/runtime-protocol.md).
 // Bundled into the runtime: imports only node:* and the shared body rule.
 import { isTextBody, isTextType } from '../../http/event.js';
-import { takeKeptBody, wellFormed } from './quick-response.js';
+import { takeKeptBody, takeQuickParts, wellFormed } from './quick-response.js';
 
 export interface FetchTarget {
   fetch: (request: Request, env: Record<string, string>, ctx: FetchContext) => unknown;
@@ -129,24 +129,33 @@ export async function answerOf(res: unknown, maxBodyBytes: number): Promise<obje
     const got = res === undefined ? 'undefined' : res === null ? 'null' : typeof res === 'object' ? `an object (${(res as object).constructor?.name ?? 'Object'})` : `a ${typeof res}`;
     throw new InvalidResponseError(`the fetch handler must return a Response (got ${got})`);
   }
-  const headers: Record<string, string> = {};
-  res.headers.forEach((v, k) => {
-    if (k !== 'set-cookie') headers[k] = v;
-  });
-  const cookies = res.headers.getSetCookie();
-  const kept = takeKeptBody(res);
+  // A bare quick Response answers from its own fields (no Headers object built); any other is read as a Response.
+  const parts = takeQuickParts(res);
+  let headers: Record<string, string>;
+  let cookies: string[];
+  let kept: ReturnType<typeof takeKeptBody>;
+  if (parts) {
+    ({ headers, cookies, body: kept } = parts);
+  } else {
+    headers = {};
+    res.headers.forEach((v, k) => {
+      if (k !== 'set-cookie') headers[k] = v;
+    });
+    cookies = res.headers.getSetCookie();
+    kept = takeKeptBody(res);
+  }
   const type = headers['content-type'];
   // A string body of a textual type goes out as given: no bytes, no stream (same answer as reading its UTF-8).
   if (typeof kept === 'string' && isTextType(type)) {
     const bytes = kept.length * 3 > maxBodyBytes ? Buffer.byteLength(kept) : 0;
     if (bytes > maxBodyBytes) throw new RangeError(`the response body is ${bytes} bytes; the cap is ${maxBodyBytes}`);
-    return { statusCode: res.status, headers, cookies, body: wellFormed(kept), isBase64Encoded: false };
+    return { statusCode: parts?.status ?? res.status, headers, cookies, body: wellFormed(kept), isBase64Encoded: false };
   }
   const bytes =
     kept === undefined ? Buffer.from(await res.arrayBuffer()) : kept === null ? Buffer.alloc(0) : typeof kept === 'string' ? Buffer.from(kept) : Buffer.from(kept.buffer, kept.byteOffset, kept.byteLength);
   if (bytes.length > maxBodyBytes) throw new RangeError(`the response body is ${bytes.length} bytes; the cap is ${maxBodyBytes}`);
   const text = isTextBody(type, bytes);
-  return { statusCode: res.status, headers, cookies, body: text ? bytes.toString('utf8') : bytes.toString('base64'), isBase64Encoded: !text };
+  return { statusCode: parts?.status ?? res.status, headers, cookies, body: text ? bytes.toString('utf8') : bytes.toString('base64'), isBase64Encoded: !text };
 }
 
 /** A ctx whose waitUntil work the runtime awaits (inside the deadline) before the call ends. */
