@@ -27,6 +27,17 @@ test('the quick reads: method, text (BOM dropped), json, arrayBuffer of a base64
   assert.deepEqual([...new Uint8Array(await bin.arrayBuffer())], [0, 1, 2, 255]);
 });
 
+test('the fetch-mode event (method at the top) and a 2.0 event both make the Request', async () => {
+  const small = requestOf('http://localhost/run/f', { method: 'PUT', headers: { 'x-a': 'b' }, body: 'AAEC/w==', isBase64Encoded: true });
+  assert.equal(small.method, 'PUT');
+  assert.deepEqual([...new Uint8Array(await small.arrayBuffer())], [0, 1, 2, 255]);
+  const built = requestOf('http://localhost/run/f', { method: 'DELETE', headers: { 'x-a': 'b' } });
+  assert.equal(built.headers.get('x-a'), 'b');
+  assert.equal(built.method, 'DELETE');
+  assert.equal(requestOf('http://localhost/', { headers: {} }).method, 'GET', 'no method: GET');
+  assert.equal(await requestOf('http://localhost/', post('2.0')).text(), '2.0');
+});
+
 test('everything else is a real Request: clone, signal, new Request(r), fetch-style use', async () => {
   const r = requestOf('http://localhost/run/f', post('abc'));
   const c = r.clone();

@@ -15,7 +15,9 @@ export interface FetchContext {
   passThroughOnException(): void;
 }
 
+/** The fetch-mode event (docs/runtime-protocol.md); a function-URL 2.0 event is read as well (its method in requestContext). */
 interface UrlEvent {
+  method?: string;
   headers?: Record<string, string>;
   requestContext?: { http?: { method?: string } };
   body?: string;
@@ -64,7 +66,7 @@ const QUICK = new Set<PropertyKey>(['method', 'bodyUsed', 'text', 'json', 'array
  * delegating to it from then on; a body already read is then marked used there too.
  */
 export function requestOf(url: string, ev: UrlEvent): Request {
-  const method = ev.requestContext?.http?.method ?? 'GET';
+  const method = ev.method ?? ev.requestContext?.http?.method ?? 'GET';
   const hasBody = ev.body !== undefined && method !== 'GET' && method !== 'HEAD';
   const body = hasBody ? (ev.isBase64Encoded ? Buffer.from(ev.body!, 'base64') : ev.body) : undefined;
   let real: Request | undefined;
