@@ -55,6 +55,83 @@ let requestProto: Request | undefined;
 /** Reading the body the common way (text, json, arrayBuffer) needs no Request: these answer from the event. */
 const QUICK = new Set<PropertyKey>(['method', 'bodyUsed', 'text', 'json', 'arrayBuffer']);
 
+/** One handler's Request: what the quick reads answer from, and the real Request once built. */
+interface RequestState {
+  url: string;
+  method: string;
+  ev: UrlEvent;
+  body: Buffer | string | undefined;
+  real: Request | undefined;
+  used: boolean;
+  /** The quick read methods handed out (made on first use: a handler reads its body one way). */
+  fns: Record<string, unknown> | undefined;
+}
+
+/** The proxy's target holds its state under this key (never seen: every trap but get's quick reads goes to the real Request). */
+const STATE = Symbol('lamina.requestState');
+const stateOf = (target: object): RequestState => (target as { [STATE]: RequestState })[STATE];
+
+function materialize(st: RequestState): Request {
+  if (st.real) return st.real;
+  st.real = buildRequest(st.url, st.method, st.ev, st.body);
+  // Read on the quick path: the real one says so too (cancelling marks its stream disturbed).
+  if (st.used) void st.real.body?.cancel().catch(() => undefined);
+  return st.real;
+}
+
+function take(st: RequestState): Buffer | string {
+  if (st.used) throw new TypeError('Body is unusable: Body has already been read');
+  if (st.body === undefined) return '';
+  st.used = true;
+  return st.body;
+}
+
+// UTF-8 decode as the Fetch standard does: invalid bytes (lone surrogates) become U+FFFD, a leading BOM is dropped.
+// A text body is already a string here: no bytes in between.
+function textOf(st: RequestState): string {
+  const b = take(st);
+  const s = typeof b === 'string' ? wellFormed(b) : b.toString('utf8');
+  return s.charCodeAt(0) === 0xfeff ? s.slice(1) : s;
+}
+
+function quickFn(st: RequestState, name: string): unknown {
+  if (name === 'text') return async () => textOf(st);
+  if (name === 'json') return async () => JSON.parse(textOf(st)) as unknown;
+  return async () => {
+    const b = take(st);
+    const bytes = typeof b === 'string' ? Buffer.from(b) : b;
+    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  };
+}
+
+/** Shared by every request proxy: the state is on the target, so a call allocates no traps. */
+const requestTraps: ProxyHandler<object> = {
+  get(target, prop) {
+    const st = stateOf(target);
+    if (!st.real && QUICK.has(prop)) {
+      if (prop === 'method') return st.method;
+      if (prop === 'bodyUsed') return st.used;
+      const fns = (st.fns ??= {});
+      return (fns[prop as string] ??= quickFn(st, prop as string));
+    }
+    const r = materialize(st);
+    const v: unknown = Reflect.get(r, prop, r);
+    // undici's methods check their receiver: call them on the real Request.
+    return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(r) : v;
+  },
+  has: (target, prop) => Reflect.has(materialize(stateOf(target)), prop),
+  set: (target, prop, value) => Reflect.set(materialize(stateOf(target)), prop, value),
+  ownKeys: (target) => Reflect.ownKeys(materialize(stateOf(target))),
+  getOwnPropertyDescriptor: (target, prop) => {
+    const d = Reflect.getOwnPropertyDescriptor(materialize(stateOf(target)), prop);
+    // A proxy may only report a non-configurable property its target has: report it configurable.
+    return d ? { ...d, configurable: true } : undefined;
+  },
+  // The target's own state key is not the Request's: nothing may define or delete on it but through the real one.
+  defineProperty: (target, prop, d) => Reflect.defineProperty(materialize(stateOf(target)), prop, d),
+  deleteProperty: (target, prop) => Reflect.deleteProperty(materialize(stateOf(target)), prop),
+};
+
 /**
  * The handler's Request. Building an undici Request (Headers, an AbortSignal, a
  * body stream) and reading its body back cost tens of microseconds, many times a
@@ -64,65 +141,18 @@ const QUICK = new Set<PropertyKey>(['method', 'bodyUsed', 'text', 'json', 'array
  * `arrayBuffer`) from the event itself, and builds the real Request the first time
  * anything else is touched (headers, url, body, clone, signal, `fetch(request)`...),
  * delegating to it from then on; a body already read is then marked used there too.
+ * The traps are shared and the state lives on the proxy's target: a proxy with its
+ * own closures cost ~3.5 KB of allocation per call.
  */
 export function requestOf(url: string, ev: UrlEvent): Request {
   const method = ev.method ?? ev.requestContext?.http?.method ?? 'GET';
   const hasBody = ev.body !== undefined && method !== 'GET' && method !== 'HEAD';
   const body = hasBody ? (ev.isBase64Encoded ? Buffer.from(ev.body!, 'base64') : ev.body) : undefined;
-  let real: Request | undefined;
-  let used = false;
-  const materialize = (): Request => {
-    if (real) return real;
-    real = buildRequest(url, method, ev, body);
-    // Read on the quick path: the real one says so too (cancelling marks its stream disturbed).
-    if (used) void real.body?.cancel().catch(() => undefined);
-    return real;
-  };
-  const take = (): Buffer | string => {
-    if (used) throw new TypeError('Body is unusable: Body has already been read');
-    if (body === undefined) return '';
-    used = true;
-    return body;
-  };
-  // UTF-8 decode as the Fetch standard does: invalid bytes (lone surrogates) become U+FFFD, a leading BOM is dropped.
-  // A text body is already a string here: no bytes in between.
-  const text = async (): Promise<string> => {
-    const b = take();
-    const s = typeof b === 'string' ? wellFormed(b) : b.toString('utf8');
-    return s.charCodeAt(0) === 0xfeff ? s.slice(1) : s;
-  };
-  const quick: Record<string, unknown> = {
-    text,
-    json: async () => JSON.parse(await text()) as unknown,
-    arrayBuffer: async () => {
-      const b = take();
-      const bytes = typeof b === 'string' ? Buffer.from(b) : b;
-      return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
-    },
-  };
   // Node's global Request is an accessor (undici loads lazily): read it once, on the first fetch call.
   requestProto ??= Request.prototype;
-  return new Proxy(Object.create(requestProto) as Request, {
-    get(_target, prop) {
-      if (!real && QUICK.has(prop)) {
-        if (prop === 'method') return method;
-        if (prop === 'bodyUsed') return used;
-        return quick[prop as string];
-      }
-      const r = materialize();
-      const v: unknown = Reflect.get(r, prop, r);
-      // undici's methods check their receiver: call them on the real Request.
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(r) : v;
-    },
-    has: (_target, prop) => Reflect.has(materialize(), prop),
-    set: (_target, prop, value) => Reflect.set(materialize(), prop, value),
-    ownKeys: () => Reflect.ownKeys(materialize()),
-    getOwnPropertyDescriptor: (_target, prop) => {
-      const d = Reflect.getOwnPropertyDescriptor(materialize(), prop);
-      // A proxy may only report a non-configurable property its target has: report it configurable.
-      return d ? { ...d, configurable: true } : undefined;
-    },
-  });
+  const target = Object.create(requestProto) as { [STATE]: RequestState };
+  target[STATE] = { url, method, ev, body, real: undefined, used: false, fns: undefined };
+  return new Proxy(target, requestTraps) as Request;
 }
 
 /** The Response as the wire's response object; every Set-Cookie kept apart. */
@@ -160,21 +190,31 @@ export async function answerOf(res: unknown, maxBodyBytes: number): Promise<obje
   return { statusCode: parts?.status ?? res.status, headers, cookies, body: text ? bytes.toString('utf8') : bytes.toString('base64'), isBase64Encoded: !text };
 }
 
-/** A ctx whose waitUntil work the runtime awaits (inside the deadline) before the call ends. */
-export function fetchContext(): { ctx: FetchContext; settle: () => Promise<void>; pending: () => boolean } {
-  const work: Promise<unknown>[] = [];
-  const ctx: FetchContext = {
-    waitUntil(p: unknown) {
-      // A failure in background work is logged, never turned into the response's failure.
-      work.push(Promise.resolve(p).catch((err: unknown) => console.error('waitUntil:', err)));
-    },
-    passThroughOnException() {
-      /* nothing to pass through to: the error model answers */
-    },
-  };
-  // Work may hand more work to waitUntil while it runs: settle until none is left.
-  const settle = async () => {
+/**
+ * A fetch call's ctx, whose waitUntil work the runtime awaits (inside the deadline)
+ * before the call ends. A class, its methods on the prototype, so a call that hands
+ * over no work allocates one small object (as on Workers, the methods are called on ctx).
+ */
+export class CallContext implements FetchContext {
+  #work: Promise<unknown>[] | undefined;
+
+  waitUntil(p: unknown): void {
+    // A failure in background work is logged, never turned into the response's failure.
+    (this.#work ??= []).push(Promise.resolve(p).catch((err: unknown) => console.error('waitUntil:', err)));
+  }
+
+  passThroughOnException(): void {
+    /* nothing to pass through to: the error model answers */
+  }
+
+  /** Whether work was handed over. */
+  pending(): boolean {
+    return this.#work !== undefined;
+  }
+
+  /** Work may hand more work to waitUntil while it runs: settle until none is left. */
+  async settle(): Promise<void> {
+    const work = this.#work ?? [];
     for (let done = 0; done < work.length; done = work.length) await Promise.all(work.slice(done));
-  };
-  return { ctx, settle, pending: () => work.length > 0 };
+  }
 }
