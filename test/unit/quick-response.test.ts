@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { inspect } from 'node:util';
-import { InvalidResponseError, answerOf } from '../../src/runtime/node/fetch-call.js';
+import { InvalidResponseError, answer, answerOf } from '../../src/runtime/node/fetch-call.js';
 import { installQuickResponse, quickResponse } from '../../src/runtime/node/quick-response.js';
 
 const NativeResponse = globalThis.Response;
@@ -263,4 +263,17 @@ test('a bare Response\'s headers: one Headers object, built on first use, mutabl
   assert.deepEqual(looks(c), { ...looks(o), headers: [...new Headers({ 'content-type': 'text/plain;charset=UTF-8', 'x-o': 'changed' })] });
   assert.match(inspect(new QuickResponse('z', { status: 202 })), /status: 202/);
   assert.deepEqual(looks(QuickResponse.json({ a: 1 })), looks(NativeResponse.json({ a: 1 })));
+});
+
+test('answer(): at once for a body in memory, a promise only for a body undici holds; same answers as answerOf', async () => {
+  const now = answer(new QuickResponse('now', { headers: { 'content-type': 'text/plain' } }), CAP);
+  assert.ok(!(now instanceof Promise));
+  assert.deepEqual(now, { statusCode: 200, headers: { 'content-type': 'text/plain' }, cookies: [], body: 'now', isBase64Encoded: false });
+  assert.ok(!(answer(new QuickResponse(new Uint8Array([255]), { status: 202 }), CAP) instanceof Promise));
+  const later = answer(new QuickResponse(new Blob(['later'])), CAP);
+  assert.ok(later instanceof Promise);
+  assert.deepEqual(await later, await answerOf(new NativeResponse(new Blob(['later'])), CAP));
+  assert.throws(() => answer({ status: 200 }, CAP), InvalidResponseError);
+  assert.throws(() => answer(new QuickResponse(new Uint8Array(11)), 10), RangeError);
+  await assert.rejects(answer(new QuickResponse(new Blob(['x'.repeat(11)])), 10) as Promise<object>, RangeError);
 });

@@ -157,6 +157,15 @@ export function requestOf(url: string, ev: UrlEvent): Request {
 
 /** The Response as the wire's response object; every Set-Cookie kept apart. */
 export async function answerOf(res: unknown, maxBodyBytes: number): Promise<object> {
+  return answer(res, maxBodyBytes);
+}
+
+/**
+ * answerOf without a promise when the body is in memory (the common case): with
+ * async hooks on (the runtime's AsyncLocalStorage) every promise and await costs,
+ * and most when calls are far apart. Throws at once for what is not a Response.
+ */
+export function answer(res: unknown, maxBodyBytes: number): object | Promise<object> {
   if (!(res instanceof Response)) {
     const got = res === undefined ? 'undefined' : res === null ? 'null' : typeof res === 'object' ? `an object (${(res as object).constructor?.name ?? 'Object'})` : `a ${typeof res}`;
     throw new InvalidResponseError(`the fetch handler must return a Response (got ${got})`);
@@ -183,11 +192,17 @@ export async function answerOf(res: unknown, maxBodyBytes: number): Promise<obje
     if (bytes > maxBodyBytes) throw new RangeError(`the response body is ${bytes} bytes; the cap is ${maxBodyBytes}`);
     return { statusCode: parts?.status ?? res.status, headers, cookies, body: wellFormed(kept), isBase64Encoded: false };
   }
-  const bytes =
-    kept === undefined ? Buffer.from(await res.arrayBuffer()) : kept === null ? Buffer.alloc(0) : typeof kept === 'string' ? Buffer.from(kept) : Buffer.from(kept.buffer, kept.byteOffset, kept.byteLength);
+  const status = parts?.status ?? res.status;
+  if (kept === undefined) return res.arrayBuffer().then((b) => bytesAnswer(status, headers, cookies, Buffer.from(b), maxBodyBytes));
+  const bytes = kept === null ? Buffer.alloc(0) : typeof kept === 'string' ? Buffer.from(kept) : Buffer.from(kept.buffer, kept.byteOffset, kept.byteLength);
+  return bytesAnswer(status, headers, cookies, bytes, maxBodyBytes);
+}
+
+/** A body as bytes on the wire: text when textual and valid UTF-8, else base64. */
+function bytesAnswer(statusCode: number, headers: Record<string, string>, cookies: string[], bytes: Buffer, maxBodyBytes: number): object {
   if (bytes.length > maxBodyBytes) throw new RangeError(`the response body is ${bytes.length} bytes; the cap is ${maxBodyBytes}`);
-  const text = isTextBody(type, bytes);
-  return { statusCode: parts?.status ?? res.status, headers, cookies, body: text ? bytes.toString('utf8') : bytes.toString('base64'), isBase64Encoded: !text };
+  const text = isTextBody(headers['content-type'], bytes);
+  return { statusCode, headers, cookies, body: text ? bytes.toString('utf8') : bytes.toString('base64'), isBase64Encoded: !text };
 }
 
 /**

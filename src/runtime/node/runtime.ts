@@ -7,7 +7,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import net from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { answerOf, CallContext, findFetch, InvalidResponseError, requestOf, type FetchTarget } from './fetch-call.js';
+import { answer, CallContext, findFetch, InvalidResponseError, requestOf, type FetchTarget } from './fetch-call.js';
 import { lambdaContextNames } from '../lambda-context.js';
 import { installQuickResponse } from './quick-response.js';
 
@@ -173,7 +173,8 @@ async function invokeFetch(started: number, frame: InvokeFrame): Promise<void> {
   let reply: { more?: true } & Record<string, unknown>;
   try {
     const res = await fetchTarget!.fetch(requestOf(frame.http?.url ?? 'http://localhost/', frame.event as never), fnEnv as Record<string, string>, ctx);
-    const value = await answerOf(res, MAX_RESULT_BYTES);
+    const now = answer(res, MAX_RESULT_BYTES);
+    const value = now instanceof Promise ? await now : now;
     reply = { t: 'result', id: frame.id, ok: true, value, ms: performance.now() - started };
   } catch (err) {
     reply = { t: 'result', id: frame.id, ok: false, error: errorInfo(err), ms: performance.now() - started };
