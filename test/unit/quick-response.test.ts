@@ -263,6 +263,9 @@ test('a bare Response\'s headers: one Headers object, built on first use, mutabl
   assert.deepEqual(looks(c), { ...looks(o), headers: [...new Headers({ 'content-type': 'text/plain;charset=UTF-8', 'x-o': 'changed' })] });
   assert.match(inspect(new QuickResponse('z', { status: 202 })), /status: 202/);
   assert.deepEqual(looks(QuickResponse.json({ a: 1 })), looks(NativeResponse.json({ a: 1 })));
+  // The statics not overridden are undici's, through the parent chain.
+  assert.deepEqual(looks(QuickResponse.error()), looks(NativeResponse.error()));
+  assert.deepEqual(looks(QuickResponse.redirect('http://x/', 301)), looks(NativeResponse.redirect('http://x/', 301)));
 });
 
 test('answer(): at once for a body in memory, a promise only for a body undici holds; same answers as answerOf', async () => {
