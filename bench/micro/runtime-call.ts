@@ -4,10 +4,13 @@
 // as a runtime behind ic=1 sees calls when 32 connections share 32 of them). CPU per
 // call is the runtime's own (every thread, /proc/PID/task/*/schedstat, in ns), so the
 // ratios hold on a busy machine where wall-clock time does not. JSON, request and fetch
-// functions (bench/functions/noop*), and each given runtime, in alternating rounds.
+// functions (bench/functions/noop*), and each given runtime, in alternating rounds. Each
+// runtime gets the invoke frames its own checkout's worker would send (its prepareCall), so
+// a base checkout can be measured beside this one across a change of the frame; the main
+// (JavaScript) thread's share is shown apart from V8's helper threads.
 //
 //   node --import tsx bench/micro/runtime-call.ts [--runtime name=src/runtime/node/runtime.ts ...]
-//        [--calls 4000] [--rounds 5] [--gap 0] [--prof DIR]
+//        [--calls 4000] [--rounds 5] [--gap 0] [--prof DIR] [--flags name=--v8-flag,--other ...]
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Duplex } from 'node:stream';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -15,8 +18,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
-import { absoluteUrl, buildEvent } from '../../src/http/event.js';
+import { pathToFileURL } from 'node:url';
 import type { HttpCall } from '../../src/http/call.js';
+import type { prepareCall } from '../../src/http/prepare.js';
 import { FUNCTIONS, ROOT, sleep } from '../lib/server.js';
 import { median } from '../lib/stats.js';
 import { table } from '../lib/table.js';
@@ -29,6 +33,8 @@ const { values } = parseArgs({
     gap: { type: 'string', default: '0' },
     prof: { type: 'string' },
     shapes: { type: 'string', default: 'json,request,fetch' },
+    // Extra node flags for one runtime, as name=--flag,--flag (V8 flags to try on runtime processes).
+    flags: { type: 'string', multiple: true },
   },
 });
 const CALLS = Number(values.calls);
@@ -52,10 +58,10 @@ async function bundle(name: string, entry: string): Promise<string> {
   return out;
 }
 
-/** The CPU time (ns) of every thread of pid so far. */
-function cpuNs(pid: number): number {
+/** The CPU time (ns) of every thread of pid so far (or of its main thread alone). */
+function cpuNs(pid: number, mainOnly = false): number {
   let ns = 0;
-  for (const t of readdirSync(`/proc/${pid}/task`)) {
+  for (const t of mainOnly ? [String(pid)] : readdirSync(`/proc/${pid}/task`)) {
     try {
       ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
     } catch {
@@ -72,8 +78,16 @@ interface Runner {
   stop(): void;
 }
 
-/** What the worker would send for one wrk call (src/http/prepare.ts builds the same). */
-function invokeFrame(shape: Shape, fn: string, n: number): string {
+type Prepare = typeof prepareCall;
+
+/** The worker's prepareCall of the checkout a runtime comes from: each runtime gets what its own server would send. */
+async function prepareOf(runtimeEntry: string): Promise<Prepare> {
+  const root = path.resolve(ROOT, runtimeEntry, '../../../..');
+  return ((await import(pathToFileURL(path.join(root, 'src/http/prepare.ts')).href)) as { prepareCall: Prepare }).prepareCall;
+}
+
+/** What the worker would send for one wrk call (src/http/prepare.ts builds it). */
+function invokeFrame(prepare: Prepare, shape: Shape, fn: string, n: number): string {
   const id = `r-${n}`;
   const context = { requestId: id, functionName: fn, functionVersion: 1, memoryLimitMb: 128, deadlineMs: Date.now() + 30_000, coldStart: false };
   const mode = SHAPES[shape].mode;
@@ -86,12 +100,15 @@ function invokeFrame(shape: Shape, fn: string, n: number): string {
     sourceIp: '127.0.0.1',
     protocol: 'HTTP/1.1',
   };
-  return JSON.stringify({ t: 'invoke', id, event: buildEvent(call, fn, id), context, http: { mode, url: absoluteUrl(call), basePath: `/run/${fn}` } }) + '\n';
+  const manifest = { name: fn, http: { event: mode === 'fetch' ? 'json' : mode } } as Parameters<Prepare>[0];
+  const { event, http } = prepare(manifest, mode === 'fetch' ? 'fetch' : 'handler', id, undefined, call);
+  return JSON.stringify({ t: 'invoke', id, event, context, http }) + '\n';
 }
 
-async function start(runtimeName: string, runtimeFile: string, shape: Shape): Promise<Runner> {
+async function start(runtimeName: string, runtimeFile: string, prepare: Prepare, shape: Shape): Promise<Runner> {
   const fn = SHAPES[shape].dir;
-  const args = [...(values.prof ? ['--cpu-prof', `--cpu-prof-dir=${values.prof}`, `--cpu-prof-name=${runtimeName}-${shape}.cpuprofile`] : []), '--max-old-space-size=128', runtimeFile];
+  const extra = (values.flags ?? []).filter((f) => f.startsWith(`${runtimeName}=`)).flatMap((f) => f.slice(runtimeName.length + 1).split(','));
+  const args = [...(values.prof ? ['--cpu-prof', `--cpu-prof-dir=${values.prof}`, `--cpu-prof-name=${runtimeName}-${shape}.cpuprofile`] : []), '--max-old-space-size=128', ...extra, runtimeFile];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'pipe'], env: {} });
   const channel = child.stdio[3] as Duplex;
   let buf = '';
@@ -122,7 +139,7 @@ async function start(runtimeName: string, runtimeFile: string, shape: Shape): Pr
     label: `${runtimeName} ${shape}`,
     child,
     async call() {
-      channel.write(invokeFrame(shape, fn, n++));
+      channel.write(invokeFrame(prepare, shape, fn, n++));
       const r = await next();
       if (r.t !== 'result' || r.ok !== true) throw new Error(`runtime ${runtimeName}, ${fn}: ${JSON.stringify(r)}`);
       const v = r.value as { body?: string } | undefined;
@@ -136,14 +153,15 @@ async function start(runtimeName: string, runtimeFile: string, shape: Shape): Pr
   };
 }
 
-/** us of runtime CPU per call over `CALLS` calls. */
-async function measure(r: Runner): Promise<number> {
+/** us of runtime CPU per call over `CALLS` calls: every thread, and the main (JavaScript) thread alone. */
+async function measure(r: Runner): Promise<[number, number]> {
   const before = cpuNs(r.child.pid!);
+  const beforeMain = cpuNs(r.child.pid!, true);
   for (let i = 0; i < CALLS; i++) {
     await r.call();
     if (GAP_MS > 0) await sleep(GAP_MS);
   }
-  return (cpuNs(r.child.pid!) - before) / 1000 / CALLS;
+  return [(cpuNs(r.child.pid!) - before) / 1000 / CALLS, (cpuNs(r.child.pid!, true) - beforeMain) / 1000 / CALLS];
 }
 
 const runtimes = (values.runtime ?? ['current=src/runtime/node/runtime.ts']).map((s) => {
@@ -155,22 +173,28 @@ const runners: Runner[] = [];
 try {
   for (const rt of runtimes) {
     const file = await bundle(rt.name, rt.entry);
-    for (const s of shapes) runners.push(await start(rt.name, file, s));
+    const prepare = await prepareOf(rt.entry);
+    for (const s of shapes) runners.push(await start(rt.name, file, prepare, s));
   }
   // Warm-up: V8 optimizes each runtime's hot path before anything counts.
   for (const r of runners) for (let i = 0; i < Math.min(CALLS, 2000); i++) await r.call();
   const runs = new Map<string, number[]>(runners.map((r) => [r.label, []]));
+  const mains = new Map<string, number[]>(runners.map((r) => [r.label, []]));
   for (let round = 0; round < ROUNDS; round++) {
-    for (const r of round % 2 ? [...runners].reverse() : runners) runs.get(r.label)!.push(await measure(r));
+    for (const r of round % 2 ? [...runners].reverse() : runners) {
+      const [all, main] = await measure(r);
+      runs.get(r.label)!.push(all);
+      mains.get(r.label)!.push(main);
+    }
   }
   console.log(`runtime per-call micro-benchmark, ${new Date().toISOString()}, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}, Node ${process.version}`);
   console.log(`${CALLS} calls x ${ROUNDS} rounds per row, ${GAP_MS > 0 ? `one call every ${GAP_MS} ms` : 'back to back'}, body ${BODY}`);
   const rows = runners.map((r) => {
     const us = median(runs.get(r.label)!);
     const json = median(runs.get(`${r.label.split(' ')[0]} json`) ?? [NaN]);
-    return [r.label, us, us / json];
+    return [r.label, us, us / json, median(mains.get(r.label)!)];
   });
-  console.log(table(['runtime shape', 'runtime us CPU/call (median)', 'vs JSON'], rows as (string | number)[][]));
+  console.log(table(['runtime shape', 'runtime us CPU/call (median)', 'vs JSON', 'main thread us/call'], rows as (string | number)[][]));
 } finally {
   for (const r of runners) r.stop();
   await sleep(values.prof ? 500 : 0);

@@ -6,7 +6,7 @@ import { LaminaError } from '../errors.js';
 import type { Manifest } from '../registry/types.js';
 import type { HttpFrame, InvokeOutcome, ModuleKind } from '../sandbox/types.js';
 import type { HttpCall } from './call.js';
-import { absoluteUrl, buildEvent } from './event.js';
+import { absoluteUrl, buildEvent, buildFetchEvent } from './event.js';
 import { checkResponse, responseOfRequestMode, type HttpResponse } from './response.js';
 
 export interface PreparedCall {
@@ -33,7 +33,8 @@ export function prepareCall(m: Manifest, kind: ModuleKind | undefined, requestId
   }
   if (!call && mode !== 'fetch') return { event, http: { mode, url: `http://localhost/run/${m.name}`, basePath: `/run/${m.name}` } };
   const c = call ?? syntheticCall(m.name, event);
-  return { event: buildEvent(c, m.name, requestId), http: { mode, url: absoluteUrl(c), basePath: `/run/${m.name}` } };
+  // A fetch handler gets the small event its Request is built from, the others the function-URL 2.0 event.
+  return { event: mode === 'fetch' ? buildFetchEvent(c) : buildEvent(c, m.name, requestId), http: { mode, url: absoluteUrl(c), basePath: `/run/${m.name}` } };
 }
 
 /**

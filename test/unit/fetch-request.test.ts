@@ -3,7 +3,7 @@
 // Request for everything else must behave as a Request does.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { requestOf } from '../../src/runtime/node/fetch-call.js';
+import { CallContext, requestOf } from '../../src/runtime/node/fetch-call.js';
 
 const post = (body: string, extra: object = {}) => ({ headers: { 'content-type': 'application/json', 'x-a': 'b' }, requestContext: { http: { method: 'POST' } }, body, ...extra });
 
@@ -27,6 +27,17 @@ test('the quick reads: method, text (BOM dropped), json, arrayBuffer of a base64
   assert.deepEqual([...new Uint8Array(await bin.arrayBuffer())], [0, 1, 2, 255]);
 });
 
+test('the fetch-mode event (method at the top) and a 2.0 event both make the Request', async () => {
+  const small = requestOf('http://localhost/run/f', { method: 'PUT', headers: { 'x-a': 'b' }, body: 'AAEC/w==', isBase64Encoded: true });
+  assert.equal(small.method, 'PUT');
+  assert.deepEqual([...new Uint8Array(await small.arrayBuffer())], [0, 1, 2, 255]);
+  const built = requestOf('http://localhost/run/f', { method: 'DELETE', headers: { 'x-a': 'b' } });
+  assert.equal(built.headers.get('x-a'), 'b');
+  assert.equal(built.method, 'DELETE');
+  assert.equal(requestOf('http://localhost/', { headers: {} }).method, 'GET', 'no method: GET');
+  assert.equal(await requestOf('http://localhost/', post('2.0')).text(), '2.0');
+});
+
 test('everything else is a real Request: clone, signal, new Request(r), fetch-style use', async () => {
   const r = requestOf('http://localhost/run/f', post('abc'));
   const c = r.clone();
@@ -45,4 +56,49 @@ test('a GET has no body: reading it gives nothing and does not use it', async ()
   assert.equal(await r.text(), '');
   assert.equal(r.bodyUsed, false);
   assert.equal(r.body, null);
+});
+
+test('the fetch ctx: no work, work that hands over more work, failures logged not thrown', async () => {
+  const idle = new CallContext();
+  assert.equal(idle.pending(), false);
+  await idle.settle();
+  idle.passThroughOnException();
+
+  const ctx = new CallContext();
+  const done: string[] = [];
+  const logged: unknown[] = [];
+  const saved = console.error;
+  console.error = (...a: unknown[]) => void logged.push(a);
+  try {
+    ctx.waitUntil(
+      new Promise((r) => setTimeout(r, 5)).then(() => {
+        done.push('first');
+        ctx.waitUntil(Promise.resolve().then(() => done.push('nested')));
+      }),
+    );
+    ctx.waitUntil(Promise.reject(new Error('background failed')));
+    ctx.waitUntil('not a promise');
+    assert.equal(ctx.pending(), true);
+    await ctx.settle();
+  } finally {
+    console.error = saved;
+  }
+  assert.deepEqual(done, ['first', 'nested']);
+  assert.equal(logged.length, 1);
+});
+
+test('two Requests share no state, and the proxy shows only the real Request\'s own keys', async () => {
+  const a = requestOf('http://localhost/a', { method: 'POST', headers: {}, body: 'A', isBase64Encoded: false });
+  const b = requestOf('http://localhost/b', { method: 'POST', headers: {}, body: 'B', isBase64Encoded: false });
+  const readA = a.text;
+  assert.equal(await readA(), 'A', 'a read method works detached');
+  assert.equal(b.bodyUsed, false);
+  assert.equal(await b.text(), 'B');
+  const real = new Request('http://localhost/a', { method: 'POST', body: 'A' });
+  assert.deepEqual(Reflect.ownKeys(a), Reflect.ownKeys(real));
+  assert.equal(Object.getOwnPropertySymbols(a).some((s) => String(s).includes('lamina')), false);
+  Object.defineProperty(a, 'extra', { value: 1, configurable: true });
+  assert.equal((a as unknown as { extra: number }).extra, 1);
+  assert.equal(delete (a as unknown as { extra?: number }).extra, true);
+  assert.equal('extra' in a, false);
 });

@@ -5,7 +5,9 @@ import { test } from 'node:test';
 import { decodeCall, encodeCall } from '../../src/cluster/protocol.js';
 import { corsHeaders, preflightHeaders } from '../../src/gateway/cors.js';
 import type { HttpCall } from '../../src/http/call.js';
-import { absoluteUrl, buildEvent, isTextBody } from '../../src/http/event.js';
+import { absoluteUrl, buildEvent, buildFetchEvent, isTextBody } from '../../src/http/event.js';
+import { prepareCall } from '../../src/http/prepare.js';
+import type { Manifest } from '../../src/registry/types.js';
 import { checkResponse, responseOfRequestMode } from '../../src/http/response.js';
 
 const call = (over: Partial<HttpCall> = {}): HttpCall => ({
@@ -47,6 +49,28 @@ test('bodies: text when textual (or untyped) and valid UTF-8, else base64', () =
   const e = buildEvent(call({ headers: [['content-type', 'application/octet-stream']], body: bin }), 'fn', 'r');
   assert.equal(e.isBase64Encoded, true);
   assert.deepEqual(Buffer.from(e.body!, 'base64'), bin);
+});
+
+test('a fetch handler\'s event: method, joined headers and the body, nothing of the 2.0 event', () => {
+  assert.deepEqual(buildFetchEvent(call()), {
+    method: 'POST',
+    headers: { host: 'example.test:5000', 'x-multi': 'a,b', cookie: 'k1=v1; k2=v2', 'content-type': 'text/plain', 'user-agent': 'ua' },
+    body: 'héllo',
+    isBase64Encoded: false,
+  });
+  assert.deepEqual(buildFetchEvent(call({ method: 'GET', headers: [], body: Buffer.alloc(0) })), { method: 'GET', headers: {}, isBase64Encoded: false });
+  const bin = Buffer.from([0, 1, 2, 255]);
+  const e = buildFetchEvent(call({ headers: [['content-type', 'text/plain']], body: bin }));
+  assert.equal(e.isBase64Encoded, true);
+  assert.deepEqual(Buffer.from(e.body!, 'base64'), bin);
+  // prepareCall sends it to fetch handlers (the module's kind), the 2.0 event to request mode.
+  const m = { name: 'fn', http: { event: 'request' } } as unknown as Manifest;
+  const f = prepareCall(m, 'fetch', 'r', undefined, call());
+  assert.deepEqual(f.event, buildFetchEvent(call()));
+  assert.deepEqual(f.http, { mode: 'fetch', url: 'http://example.test:5000/run/fn/a/b?x=1&x=2&e=%20', basePath: '/run/fn' });
+  assert.equal((prepareCall(m, 'handler', 'r', undefined, call()).event as { version?: string }).version, '2.0');
+  // An async event (no raw request) reaches a fetch handler as a POST of its JSON.
+  assert.deepEqual(prepareCall(m, 'fetch', 'r', { a: 1 }, undefined).event, { method: 'POST', headers: { host: 'localhost', 'content-type': 'application/json' }, body: '{"a":1}', isBase64Encoded: false });
 });
 
 test('the absolute URL refuses a Host header that is not a host', () => {

@@ -4,7 +4,8 @@
 // answerOf (fetch-call.ts) must give the same wire answer for it as for undici's.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { InvalidResponseError, answerOf } from '../../src/runtime/node/fetch-call.js';
+import { inspect } from 'node:util';
+import { InvalidResponseError, answer, answerOf } from '../../src/runtime/node/fetch-call.js';
 import { installQuickResponse, quickResponse } from '../../src/runtime/node/quick-response.js';
 
 const NativeResponse = globalThis.Response;
@@ -180,4 +181,102 @@ test('answerOf: the body cap in bytes, and what is not a Response', async () => 
   await assert.rejects(answerOf(new QuickResponse(new Uint8Array(1001)), 1000), /1001 bytes/);
   assert.equal(((await answerOf(new QuickResponse('\u00e9'.repeat(500)), 1000)) as { body: string }).body.length, 500);
   for (const bad of [{ status: 200, body: 'x' }, 'text', null, undefined]) await assert.rejects(answerOf(bad, CAP), InvalidResponseError);
+});
+
+/** What a Response shows of itself, body aside. */
+const looks = (r: Response) => ({ status: r.status, statusText: r.statusText, ok: r.ok, type: r.type, url: r.url, redirected: r.redirected, headers: [...r.headers], cookies: r.headers.getSetCookie() });
+
+test('a plain init (undici\'s constructor not run) reads as undici\'s: getters, headers, wire answer', async () => {
+  const inits: (ResponseInit | null | undefined)[] = [
+    undefined,
+    null,
+    {},
+    { status: 299 },
+    { status: 404, statusText: 'Not \there\x80' },
+    { status: 500, statusText: '' },
+    { headers: { 'X-A': '1', 'x-a': '2', 'Content-Type': 'text/html', 'set-cookie': 'a=1', 'x-sp': 'in side' } },
+    { headers: Object.assign(Object.create(null) as Record<string, string>, { 'x-null-proto': 'ok' }) },
+    { headers: {} },
+  ];
+  for (const init of inits) {
+    for (const body of ['text', null, new Uint8Array([1, 2])]) {
+      const what = `${JSON.stringify(init)} ${String(body)}`;
+      const copy = () => (body instanceof Uint8Array ? body.slice() : body);
+      assert.deepEqual(looks(new QuickResponse(copy(), init ?? undefined)), looks(new NativeResponse(copy(), init ?? undefined)), what);
+      assert.deepEqual(await answerOf(new QuickResponse(copy(), init ?? undefined), CAP), await answerOf(new NativeResponse(copy(), init ?? undefined), CAP), what);
+    }
+  }
+});
+
+test('inits the quick path does not take are undici\'s: the same conversions and the same errors', () => {
+  const inits: unknown[] = [
+    5,
+    'init',
+    { status: '201' },
+    { status: 201.7 },
+    { status: NaN },
+    { status: 65736 },
+    { status: 199 },
+    { status: 600 },
+    { statusText: 'bad\nline' },
+    { statusText: '\u0100' },
+    { statusText: 7 },
+    { headers: [['x-a', '1']] },
+    { headers: new Headers({ 'x-h': 'h' }) },
+    { headers: { 'a b': 'x' } },
+    { headers: { a: 'x\ny' } },
+    { headers: { a: 'nul\0' } },
+    { headers: { a: ' padded\t' } },
+    { headers: { a: 5 } },
+    { headers: { a: '\u0100' } },
+    { headers: { [Symbol('s')]: 'x' } },
+    { headers: 'x' },
+    Object.create({ status: 201 }) as object,
+  ];
+  for (const init of inits) {
+    const what = String(JSON.stringify(init));
+    let native: unknown;
+    try {
+      native = looks(new NativeResponse('b', init as ResponseInit));
+    } catch (err) {
+      assert.throws(() => new QuickResponse('b', init as ResponseInit), (err as Error).constructor as typeof Error, what);
+      continue;
+    }
+    assert.deepEqual(looks(new QuickResponse('b', init as ResponseInit)), native, what);
+  }
+});
+
+test('a bare Response\'s headers: one Headers object, built on first use, mutable, and what answerOf sends', async () => {
+  const r = new QuickResponse('x', { headers: { 'x-a': '1' } });
+  const h = r.headers;
+  assert.ok(h instanceof Headers);
+  assert.equal(r.headers, h);
+  h.set('x-b', '2');
+  h.append('set-cookie', 'c=3');
+  h.delete('x-a');
+  assert.deepEqual(await answerOf(r, CAP), { statusCode: 200, headers: { 'content-type': 'text/plain;charset=UTF-8', 'x-b': '2' }, cookies: ['c=3'], body: 'x', isBase64Encoded: false });
+  // The standard's clone copies the headers: changing the copy's leaves the original's alone.
+  const o = new QuickResponse('y', { status: 201, headers: { 'x-o': '1' } });
+  const c = o.clone();
+  c.headers.set('x-o', 'changed');
+  assert.equal(o.headers.get('x-o'), '1');
+  assert.deepEqual(looks(c), { ...looks(o), headers: [...new Headers({ 'content-type': 'text/plain;charset=UTF-8', 'x-o': 'changed' })] });
+  assert.match(inspect(new QuickResponse('z', { status: 202 })), /status: 202/);
+  assert.deepEqual(looks(QuickResponse.json({ a: 1 })), looks(NativeResponse.json({ a: 1 })));
+  // The statics not overridden are undici's, through the parent chain.
+  assert.deepEqual(looks(QuickResponse.error()), looks(NativeResponse.error()));
+  assert.deepEqual(looks(QuickResponse.redirect('http://x/', 301)), looks(NativeResponse.redirect('http://x/', 301)));
+});
+
+test('answer(): at once for a body in memory, a promise only for a body undici holds; same answers as answerOf', async () => {
+  const now = answer(new QuickResponse('now', { headers: { 'content-type': 'text/plain' } }), CAP);
+  assert.ok(!(now instanceof Promise));
+  assert.deepEqual(now, { statusCode: 200, headers: { 'content-type': 'text/plain' }, cookies: [], body: 'now', isBase64Encoded: false });
+  assert.ok(!(answer(new QuickResponse(new Uint8Array([255]), { status: 202 }), CAP) instanceof Promise));
+  const later = answer(new QuickResponse(new Blob(['later'])), CAP);
+  assert.ok(later instanceof Promise);
+  assert.deepEqual(await later, await answerOf(new NativeResponse(new Blob(['later'])), CAP));
+  assert.throws(() => answer({ status: 200 }, CAP), InvalidResponseError);
+  assert.throws(() => answer(new QuickResponse(new Uint8Array(11)), 10), RangeError);
+  await assert.rejects(answer(new QuickResponse(new Blob(['x'.repeat(11)])), 10) as Promise<object>, RangeError);
 });

@@ -8,14 +8,31 @@
 // code asks for one (`body`, `blob()`, `formData()`), so the handler still holds a
 // genuine WHATWG Response: undici's prototype, status, headers and statics,
 // `instanceof Response` true for it and for what `fetch()` returns.
+//
+// With a plain init (nothing, or an object whose status is an integer, statusText a
+// string and headers a plain object of strings, all valid) undici's constructor is
+// not run at all: its webidl conversions, Headers and internal state were most of
+// what is left of a fetch call's extra cost when calls are far apart (caches cold:
+// 32 single-call runtimes on 2 cores). Such a "bare" Response answers every getter
+// from its own fields, checks the init as the Fetch standard does, and builds its
+// Headers only when user code asks for them; any other init goes through undici.
 // Bundled into the runtime: node:* and globals only.
 
 /** A body held in memory: a string, bytes (our own copy), or none. */
 type Bytes = Uint8Array<ArrayBuffer>;
 type Kept = string | Bytes | null;
+/** Header pairs: lower-case name, value as Headers stores it (trimmed). */
+type Pairs = [string, string][];
 
 /** Statuses that may not carry a body: undici's constructor words the refusal. */
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
+/** A header name (RFC 9110 token). */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** A header value Headers accepts as is: bytes only, no NUL, CR or LF, no surrounding HTTP whitespace. */
+const PLAIN_VALUE = /^(?:[^\0\r\n\t ]|[^\0\r\n\t ][^\0\r\n]*[^\0\r\n\t ])?$/;
+const NOT_BYTE = /[^\x00-\xff]/;
+/** A reason phrase (statusText): HTAB, SP, visible ASCII, obs-text. */
+const REASON = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /** The body's bytes, copied as the Fetch standard copies a BufferSource; undefined when not held in memory. */
 function keep(body: unknown): Kept | undefined {
@@ -26,6 +43,49 @@ function keep(body: unknown): Kept | undefined {
   return undefined;
 }
 
+interface PlainInit {
+  status: number;
+  statusText: string;
+  pairs: Pairs;
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => {
+  if (v === null || typeof v !== 'object') return false;
+  const proto = Object.getPrototypeOf(v) as unknown;
+  return proto === Object.prototype || proto === null;
+};
+
+/**
+ * A ResponseInit read without undici, when it is plain and valid; undefined for
+ * anything else (then undici's constructor reads it, converting or refusing it
+ * with its own errors). So the quick path never has to word an error itself.
+ */
+function plainInit(init: unknown): PlainInit | undefined {
+  if (init === undefined || init === null) return { status: 200, statusText: '', pairs: [] };
+  if (!isPlainObject(init)) return undefined;
+  const { status = 200, statusText = '', headers } = init;
+  if (typeof status !== 'number' || !Number.isInteger(status) || status < 200 || status > 599) return undefined;
+  if (typeof statusText !== 'string' || !REASON.test(statusText) || NOT_BYTE.test(statusText)) return undefined;
+  const pairs: Pairs = [];
+  if (headers !== undefined) {
+    if (!isPlainObject(headers) || Object.getOwnPropertySymbols(headers).length > 0) return undefined;
+    for (const name in headers) {
+      const value = headers[name];
+      if (!Object.hasOwn(headers, name) || typeof value !== 'string' || !TOKEN.test(name) || !PLAIN_VALUE.test(value) || NOT_BYTE.test(value)) return undefined;
+      pairs.push([name.toLowerCase(), value]);
+    }
+  }
+  return { status, statusText, pairs };
+}
+
+/** What the runtime reads of a bare Response (answerOf): status, headers as the wire wants them, and the body. */
+export interface QuickParts {
+  status: number;
+  headers: Record<string, string>;
+  cookies: string[];
+  body: Kept;
+}
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -34,6 +94,8 @@ export const wellFormed = (s: string): string => (s as string & { toWellFormed()
 
 /** The kept body for the runtime's own read (answerOf); undefined when it must read the Response the standard way. */
 export let takeKeptBody: (res: Response) => Kept | undefined = () => undefined;
+/** Everything answerOf needs of a bare Response whose headers and body are untouched; undefined otherwise. */
+export let takeQuickParts: (res: Response) => QuickParts | undefined = () => undefined;
 
 /** undici's Response, however it is reached (Node's global is a lazy accessor that loads undici). */
 let nativeResponse = (): typeof Response => globalThis.Response;
@@ -44,8 +106,39 @@ export function quickResponse(): typeof Response {
   return (built ??= define(nativeResponse()));
 }
 
+/** Passed to the base constructor: make a bare object (undici's constructor not run). */
+const BARE = Symbol('bare');
+type BaseClass = typeof Response & (new (body?: BodyInit | null, init?: ResponseInit, bare?: symbol) => Response);
+
+/**
+ * The parent of QuickResponse: undici's Response for every static and for the
+ * prototype chain, but its constructor may hand back a bare object of the right
+ * prototype instead of running undici's (a derived constructor's `this` is what
+ * its parent returns, and its private fields are installed on that).
+ */
+function baseOf(NativeResponse: typeof Response): BaseClass {
+  function Base(this: unknown, body?: BodyInit | null, init?: ResponseInit, bare?: symbol): Response {
+    const target = new.target as unknown as typeof Response;
+    if (bare === BARE) return Object.create(target.prototype) as Response;
+    return Reflect.construct(NativeResponse, [body, init], target) as Response;
+  }
+  (Base as unknown as { prototype: unknown }).prototype = NativeResponse.prototype;
+  Object.setPrototypeOf(Base, NativeResponse);
+  return Base as unknown as BaseClass;
+}
+
+/** Whether a Response is a bare QuickResponse (set once the class is defined). */
+let bare: (res: object) => boolean = () => false;
+
 function define(NativeResponse: typeof Response): typeof Response {
-  class QuickResponse extends NativeResponse {
+  class QuickResponse extends baseOf(NativeResponse) {
+    /** Built without undici's constructor: status, headers and the rest are ours. */
+    #bare = false;
+    #status = 200;
+    #statusText = '';
+    /** Bare: the headers as pairs until user code asks for the Headers object (then undefined). */
+    #pairs: Pairs | undefined;
+    #headers: Headers | undefined;
     /** The body as given; undefined when undici holds it (a stream, a Blob, FormData...). */
     #kept: Kept | undefined;
     #used = false;
@@ -54,6 +147,18 @@ function define(NativeResponse: typeof Response): typeof Response {
 
     constructor(body?: BodyInit | null, init?: ResponseInit) {
       const kept = keep(body);
+      const plain = kept === undefined ? undefined : plainInit(init);
+      if (plain && (kept === null || !NULL_BODY.has(plain.status))) {
+        super(null, undefined, BARE);
+        this.#bare = true;
+        this.#status = plain.status;
+        this.#statusText = plain.statusText;
+        // What undici's extraction would have set for a string body.
+        if (typeof kept === 'string' && !plain.pairs.some(([k]) => k === 'content-type')) plain.pairs.push(['content-type', 'text/plain;charset=UTF-8']);
+        this.#pairs = plain.pairs;
+        this.#kept = kept;
+        return;
+      }
       const status = init?.status;
       if (kept === undefined || (kept !== null && status !== undefined && NULL_BODY.has(Number(status)))) {
         super(body, init);
@@ -61,15 +166,28 @@ function define(NativeResponse: typeof Response): typeof Response {
       }
       super(null, init);
       this.#kept = kept;
-      // What undici's extraction would have set for a string body.
       if (typeof kept === 'string' && !this.headers.has('content-type')) this.headers.set('content-type', 'text/plain;charset=UTF-8');
     }
 
     static {
+      // undici's constructor reads getters (status...) before this class's fields exist on the object.
+      bare = (res) => #bare in res && res.#bare;
       takeKeptBody = (res) => {
         if (!(#kept in res) || res.#kept === undefined || res.#inner || res.#used) return undefined;
         if (res.#kept !== null) res.#used = true;
         return res.#kept;
+      };
+      takeQuickParts = (res) => {
+        if (!(#bare in res) || !res.#bare || !res.#pairs || res.#inner || res.#used) return undefined;
+        const headers: Record<string, string> = {};
+        const cookies: string[] = [];
+        // As Headers combines them: one value per name, repeated ones joined with ", "; Set-Cookie apart.
+        for (const [k, v] of res.#pairs) {
+          if (k === 'set-cookie') cookies.push(v);
+          else headers[k] = k in headers ? `${headers[k]}, ${v}` : v;
+        }
+        if (res.#kept !== null) res.#used = true;
+        return { status: res.#status, headers, cookies, body: res.#kept! };
       };
     }
 
@@ -81,9 +199,45 @@ function define(NativeResponse: typeof Response): typeof Response {
     static override json(data: unknown, init?: ResponseInit): Response {
       const text = JSON.stringify(data);
       if (text === undefined) throw new TypeError('Response.json: the value cannot be serialized to JSON');
+      if (init === undefined) return new QuickResponse(text, { headers: { 'content-type': 'application/json' } });
       const headers = new Headers(init?.headers);
       if (!headers.has('content-type')) headers.set('content-type', 'application/json');
       return new QuickResponse(text, { status: init?.status, statusText: init?.statusText, headers });
+    }
+
+    override get type(): ResponseType {
+      return bare(this) ? 'default' : super.type;
+    }
+
+    override get url(): string {
+      return bare(this) ? '' : super.url;
+    }
+
+    override get redirected(): boolean {
+      return bare(this) ? false : super.redirected;
+    }
+
+    override get status(): number {
+      return bare(this) ? this.#status : super.status;
+    }
+
+    override get ok(): boolean {
+      return bare(this) ? this.#status >= 200 && this.#status <= 299 : super.ok;
+    }
+
+    override get statusText(): string {
+      return bare(this) ? this.#statusText : super.statusText;
+    }
+
+    override get headers(): Headers {
+      if (!bare(this)) return super.headers;
+      if (!this.#headers) {
+        const h = new Headers();
+        for (const [k, v] of this.#pairs!) h.append(k, v);
+        this.#headers = h;
+        this.#pairs = undefined;
+      }
+      return this.#headers;
     }
 
     /** undici's Response for the kept body (built once); a body already read is marked used there too. */
@@ -107,12 +261,12 @@ function define(NativeResponse: typeof Response): typeof Response {
     }
 
     override get body(): ReadableStream<Bytes> | null {
-      if (this.#kept === undefined) return super.body;
+      if (!(#kept in this) || this.#kept === undefined) return super.body;
       return this.#kept === null ? null : this.#real().body;
     }
 
     override get bodyUsed(): boolean {
-      if (this.#kept === undefined) return super.bodyUsed;
+      if (!(#kept in this) || this.#kept === undefined) return super.bodyUsed;
       return this.#inner ? this.#inner.bodyUsed : this.#used;
     }
 
@@ -163,7 +317,8 @@ function define(NativeResponse: typeof Response): typeof Response {
       }
       if (this.#used) throw new TypeError('Response.clone: Body has already been consumed.');
       const copy = this.#kept === null || typeof this.#kept === 'string' ? this.#kept : this.#kept.slice();
-      return new QuickResponse(copy, { status: this.status, statusText: this.statusText, headers: this.headers });
+      // The copy's headers are its own (a Headers copy), as the standard's clone makes them.
+      return new QuickResponse(copy, { status: this.status, statusText: this.statusText, headers: new Headers(this.headers) });
     }
   }
 

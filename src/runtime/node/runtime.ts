@@ -7,7 +7,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import net from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { answerOf, fetchContext, findFetch, InvalidResponseError, requestOf, type FetchTarget } from './fetch-call.js';
+import { answer, CallContext, findFetch, InvalidResponseError, requestOf, type FetchTarget } from './fetch-call.js';
 import { lambdaContextNames } from '../lambda-context.js';
 import { installQuickResponse } from './quick-response.js';
 
@@ -169,18 +169,21 @@ type InvokeFrame = { id: string; event: unknown; http?: { mode: string; url: str
  * the call open and bills it) and a `settled` frame ends the call.
  */
 async function invokeFetch(started: number, frame: InvokeFrame): Promise<void> {
-  const { ctx, settle, pending } = fetchContext();
-  let reply: object;
+  const ctx = new CallContext();
+  let reply: { more?: true } & Record<string, unknown>;
   try {
     const res = await fetchTarget!.fetch(requestOf(frame.http?.url ?? 'http://localhost/', frame.event as never), fnEnv as Record<string, string>, ctx);
-    const value = await answerOf(res, MAX_RESULT_BYTES);
-    reply = { t: 'result', id: frame.id, ok: true, value, ms: performance.now() - started, ...(pending() ? { more: true } : {}) };
+    const now = answer(res, MAX_RESULT_BYTES);
+    const value = now instanceof Promise ? await now : now;
+    reply = { t: 'result', id: frame.id, ok: true, value, ms: performance.now() - started };
   } catch (err) {
-    reply = { t: 'result', id: frame.id, ok: false, error: errorInfo(err), ms: performance.now() - started, ...(pending() ? { more: true } : {}) };
+    reply = { t: 'result', id: frame.id, ok: false, error: errorInfo(err), ms: performance.now() - started };
   }
+  // Set, not spread in: Node 20's V8 spreads object literals slowly (see invoke).
+  if (ctx.pending()) reply.more = true;
   send(reply);
-  if ('more' in reply) {
-    await settle();
+  if (reply.more) {
+    await ctx.settle();
     send({ t: 'settled', id: frame.id, ms: performance.now() - started });
   }
 }

@@ -133,7 +133,9 @@ export class ResponsePolyfill extends BodyPolyfill {
   }
 }
 
+/** The fetch-mode event (docs/runtime-protocol.md); a function-URL 2.0 event is read as well (its method in requestContext). */
 interface UrlEvent {
+  method?: string;
   headers?: Record<string, string>;
   requestContext?: { http?: { method?: string } };
   body?: string;
@@ -141,7 +143,7 @@ interface UrlEvent {
 }
 
 export function requestOf(url: string, ev: UrlEvent): RequestPolyfill {
-  const method = ev.requestContext?.http?.method ?? 'GET';
+  const method = ev.method ?? ev.requestContext?.http?.method ?? 'GET';
   const hasBody = ev.body !== undefined && method !== 'GET' && method !== 'HEAD';
   const body = hasBody ? (ev.isBase64Encoded ? base64ToBytes(ev.body!) : ev.body) : undefined;
   const req = new RequestPolyfill(url, { method, headers: ev.headers ?? {}, ...(hasBody ? { body } : {}) });
