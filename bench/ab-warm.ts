@@ -12,7 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { wrk } from './lib/load.js';
-import { FUNCTIONS, backgroundLoad, cpuTimeMs, startBaseline, startLamina, type Proc } from './lib/server.js';
+import { interleavedRounds } from './lib/rounds.js';
+import { FUNCTIONS, startBaseline, startLamina, type Proc } from './lib/server.js';
 import { median } from './lib/stats.js';
 import { table } from './lib/table.js';
 
@@ -55,26 +56,14 @@ try {
   for (const p of POINTS) {
     const these = targets.filter((t) => t.conns === p.conns);
     for (const t of these) await wrk(t.url, p.conns, 2, BODY); // warm-up: instances started, code optimized
-    const runs = new Map(these.map((t) => [t.name, [] as { rps: number; p50: number; errors: number; serverUs: number; sandboxUs: number; other: number }[]]));
-    for (let r = 0; r < ROUNDS; r++) {
-      for (const t of r % 2 ? [...these].reverse() : these) {
-        const other = backgroundLoad();
-        const s0 = cpuTimeMs(t.pid);
-        const a0 = t.sandboxed ? cpuTimeMs(t.pid, true) : s0;
-        const res = await wrk(t.url, p.conns, SECONDS, BODY);
-        const s1 = cpuTimeMs(t.pid);
-        const a1 = t.sandboxed ? cpuTimeMs(t.pid, true) : s1;
-        const per = (ms: number) => (res.requests ? (ms * 1000) / res.requests : NaN);
-        runs.get(t.name)!.push({ rps: res.rps, p50: res.p50, errors: res.errors, serverUs: per(s1 - s0), sandboxUs: per(a1 - a0 - (s1 - s0)), other: other() });
-      }
-    }
+    const runs = await interleavedRounds(these, ROUNDS, (t) => wrk(t.url, p.conns, SECONDS, BODY));
     const bareRps = median(runs.get('bare node')!.map((x) => x.rps));
     const bareP50 = median(runs.get('bare node')!.map((x) => x.p50));
     for (const t of these) {
       const rs = runs.get(t.name)!;
       const rps = median(rs.map((x) => x.rps));
       const p50 = median(rs.map((x) => x.p50));
-      rows.push([p.conns, t.name, rps, p50, rs.reduce((a, x) => a + x.errors, 0), median(rs.map((x) => x.serverUs)), median(rs.map((x) => x.sandboxUs)), median(rs.map((x) => x.other)), t.sandboxed ? p50 - bareP50 : NaN, t.sandboxed ? rps / bareRps : NaN]);
+      rows.push([p.conns, t.name, rps, p50, rs.reduce((a, x) => a + x.errors, 0), median(rs.map((x) => x.serverUs)), median(rs.map((x) => x.sandboxUs)), median(rs.map((x) => x.otherCores)), t.sandboxed ? p50 - bareP50 : NaN, t.sandboxed ? rps / bareRps : NaN]);
     }
   }
   console.log(`load average ${loadavg()} at the end`);

@@ -11,7 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { wrk } from './lib/load.js';
-import { FUNCTIONS, backgroundLoad, cpuTimeMs, startLamina, type LaminaServer } from './lib/server.js';
+import { interleavedRounds } from './lib/rounds.js';
+import { FUNCTIONS, startLamina, type LaminaServer } from './lib/server.js';
 import { median } from './lib/stats.js';
 import { table } from './lib/table.js';
 
@@ -67,24 +68,12 @@ for (const tier of values.tiers.split(',')) {
           if ((await instances(s, t.url.slice(t.url.lastIndexOf('/') + 1))) >= c) break;
         }
       }
-      const runs = new Map<string, { rps: number; p50: number; errors: number; serverUs: number; sandboxUs: number; other: number }[]>(targets.map((t) => [t.name, []]));
-      for (let r = 0; r < ROUNDS; r++) {
-        for (const t of r % 2 ? [...targets].reverse() : targets) {
-          const other = backgroundLoad();
-          const s0 = cpuTimeMs(t.pid);
-          const a0 = cpuTimeMs(t.pid, true);
-          const res = await wrk(t.url, c, SECONDS, BODY);
-          const s1 = cpuTimeMs(t.pid);
-          const a1 = cpuTimeMs(t.pid, true);
-          const per = (ms: number) => (res.requests ? (ms * 1000) / res.requests : NaN);
-          runs.get(t.name)!.push({ rps: res.rps, p50: res.p50, errors: res.errors, serverUs: per(s1 - s0), sandboxUs: per(a1 - a0 - (s1 - s0)), other: other() });
-        }
-      }
+      const runs = await interleavedRounds(targets, ROUNDS, (t) => wrk(t.url, c, SECONDS, BODY));
       for (const t of targets) {
         const rs = runs.get(t.name)!;
         const rps = median(rs.map((x) => x.rps));
         const json = median(runs.get(`${tier} ${t.server} json`)!.map((x) => x.rps));
-        rows.push([c, t.name, rps, median(rs.map((x) => x.p50)), rs.reduce((a, x) => a + x.errors, 0), median(rs.map((x) => x.serverUs)), median(rs.map((x) => x.sandboxUs)), median(rs.map((x) => x.other)), t.shape === 'json' ? NaN : json / rps]);
+        rows.push([c, t.name, rps, median(rs.map((x) => x.p50)), rs.reduce((a, x) => a + x.errors, 0), median(rs.map((x) => x.serverUs)), median(rs.map((x) => x.sandboxUs)), median(rs.map((x) => x.otherCores)), t.shape === 'json' ? NaN : json / rps]);
       }
     }
     console.log(`load average ${loadavg()} after ${tier}`);

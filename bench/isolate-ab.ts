@@ -11,7 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { wrk } from './lib/load.js';
-import { FUNCTIONS, backgroundLoad, cpuTimeMs, startBaseline, startLamina, type Proc } from './lib/server.js';
+import { interleavedRounds } from './lib/rounds.js';
+import { FUNCTIONS, startBaseline, startLamina, type Proc } from './lib/server.js';
 import { median } from './lib/stats.js';
 import { table } from './lib/table.js';
 import { startWorkerd } from './lib/workerd.js';
@@ -58,26 +59,14 @@ try {
   const rows: (string | number)[][] = [];
   for (const c of values.conns.split(',').map(Number)) {
     for (const t of targets) await wrk(t.url, c, 2, BODY);
-    const runs = new Map<string, { rps: number; p50: number; errors: number; serverUs: number; hostUs: number; other: number }[]>(targets.map((t) => [t.name, []]));
     const loads: string[] = [loadavg()];
-    for (let r = 0; r < ROUNDS; r++) {
-      for (const t of r % 2 ? [...targets].reverse() : targets) {
-        const other = backgroundLoad();
-        const s0 = cpuTimeMs(t.pid);
-        const a0 = cpuTimeMs(t.pid, true);
-        const res = await wrk(t.url, c, SECONDS, BODY);
-        const s1 = cpuTimeMs(t.pid);
-        const a1 = cpuTimeMs(t.pid, true);
-        const per = (ms: number) => (res.requests ? (ms * 1000) / res.requests : NaN);
-        runs.get(t.name)!.push({ rps: res.rps, p50: res.p50, errors: res.errors, serverUs: per(s1 - s0), hostUs: per(a1 - a0 - (s1 - s0)), other: other() });
-      }
-    }
+    const runs = await interleavedRounds(targets, ROUNDS, (t) => wrk(t.url, c, SECONDS, BODY));
     loads.push(loadavg());
     const wrps = median(runs.get('workerd')!.map((x) => x.rps));
     for (const t of targets) {
       const rs = runs.get(t.name)!;
       const rps = median(rs.map((x) => x.rps));
-      rows.push([c, t.name, rps, median(rs.map((x) => x.p50)), rs.reduce((a, x) => a + x.errors, 0), median(rs.map((x) => x.serverUs)), median(rs.map((x) => x.hostUs)), median(rs.map((x) => x.other)), rps / wrps]);
+      rows.push([c, t.name, rps, median(rs.map((x) => x.p50)), rs.reduce((a, x) => a + x.errors, 0), median(rs.map((x) => x.serverUs)), median(rs.map((x) => x.sandboxUs)), median(rs.map((x) => x.otherCores)), rps / wrps]);
     }
     console.log(`c=${c}: load average ${loads.join(' -> ')}`);
   }

@@ -10,7 +10,8 @@ import path from 'node:path';
 import { haveWrk, nodeLoad, wrk, type LoadResult } from '../lib/load.js';
 import { log, type Check, type Part } from '../lib/part.js';
 import { summarizeProfile } from '../lib/profile.js';
-import { FUNCTIONS, backgroundLoad, cpuTimeMs, sleep, startBaseline, startLamina, type LaminaServer, type Proc } from '../lib/server.js';
+import { interleavedRounds } from '../lib/rounds.js';
+import { FUNCTIONS, sleep, startBaseline, startLamina, type LaminaServer, type Proc } from '../lib/server.js';
 import { median } from '../lib/stats.js';
 import { fmt, table } from '../lib/table.js';
 import { startWorkerd } from '../lib/workerd.js';
@@ -107,19 +108,7 @@ export const warm: Part = async (o) => {
           if (!t.lamina || t.lamina.ic > 1 || (await instances(t.lamina.server, t.lamina.fn)) >= c) break;
         }
       }
-      const runs = new Map<string, (LoadResult & { serverUs: number; sandboxUs: number; otherCores: number })[]>(targets.map((t) => [t.name, []]));
-      for (let r = 0; r < rounds; r++) {
-        for (const t of r % 2 ? [...targets].reverse() : targets) {
-          const other = backgroundLoad();
-          const s0 = cpuTimeMs(t.pid);
-          const a0 = cpuTimeMs(t.pid, true);
-          const res = await load(t.url, c, seconds);
-          const s1 = cpuTimeMs(t.pid);
-          const a1 = cpuTimeMs(t.pid, true);
-          const per = (ms: number) => (res.requests ? (ms * 1000) / res.requests : NaN);
-          runs.get(t.name)!.push({ ...res, serverUs: per(s1 - s0), sandboxUs: per(a1 - a0 - (s1 - s0)), otherCores: other() });
-        }
-      }
+      const runs = await interleavedRounds(targets, rounds, (t) => load(t.url, c, seconds));
       let bareRow: { p50: number; rps: number } | undefined;
       let peerRow: { rps: number } | undefined;
       const byName = new Map<string, { p50: number; rps: number; errors: number }>();
