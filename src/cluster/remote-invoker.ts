@@ -63,16 +63,14 @@ export class RemoteInvoker implements Invoker {
   ) {}
 
   async invoke(name: string, requestId: string, event: unknown, opts?: InvokeOptions): Promise<CallResult> {
-    const current = this.registry.current(name);
-    if (!current) throw withWorker(new LaminaError('FunctionNotFound', `function "${name}" does not exist`), null);
-    // A call pinned to a stored version (name:3, an alias) names it to the worker, which runs that one.
-    const pinned = opts?.version !== undefined && opts.version !== current.version ? await this.registry.getVersion(name, opts.version) : undefined;
-    if (opts?.version !== undefined && opts.version !== current.version && !pinned) throw withWorker(new LaminaError('FunctionNotFound', `function "${name}" has no version ${opts.version}`), null);
-    const fv = pinned ?? current;
+    const fv = this.registry.current(name);
+    if (!fv) throw withWorker(new LaminaError('FunctionNotFound', `function "${name}" does not exist`), null);
     const extra: Record<string, string> = {
       // The worker catches up with the current version the gateway knows, whichever version it runs.
-      'x-lamina-version': String(current.version),
-      ...(pinned ? { [PINNED_HEADER]: String(pinned.version) } : {}),
+      'x-lamina-version': String(fv.version),
+      // A call pinned to a stored version (name:3, an alias; the route checked it exists) names it to the
+      // worker, which runs that one (or answers 404 if it is gone).
+      ...(opts?.version !== undefined && opts.version !== fv.version ? { [PINNED_HEADER]: String(opts.version) } : {}),
       ...(opts?.trigger && opts.trigger !== 'http' ? { [TRIGGER_HEADER]: opts.trigger } : {}),
     };
     // With the raw request, the worker gets it byte for byte (protocol.ts); else the event as JSON.
