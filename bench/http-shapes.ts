@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { wrk } from './lib/load.js';
+import { warmUp, type WarmTarget } from './lib/warmup.js';
 import { interleavedRounds } from './lib/rounds.js';
 import { FUNCTIONS, startLamina, type LaminaServer } from './lib/server.js';
 import { median } from './lib/stats.js';
@@ -34,14 +35,6 @@ const SHAPES = [
   { fn: 'noop-fetch', label: 'fetch', manifest: {} },
 ] as const;
 
-/** Instances the server holds for a function (starting, busy, idle or paused). */
-async function instances(s: LaminaServer, fn: string): Promise<number> {
-  const res = await fetch(`${s.url}/api/v1/worker`, { headers: { authorization: `Bearer ${s.token}` } });
-  const stats = (await res.json()) as { functions?: { name: string; busy: number; idle: number; paused: number }[] };
-  const f = stats.functions?.find((x) => x.name === fn);
-  return f ? f.busy + f.idle + f.paused : 0;
-}
-
 const loadavg = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
 console.log(`http-shapes ${new Date().toISOString()}, load average ${loadavg()}, ${ROUNDS} x ${SECONDS} s per point, wrk -t1, body ${BODY}`);
 
@@ -50,24 +43,17 @@ for (const tier of values.tiers.split(',')) {
   try {
     if (values.base) servers.push({ label: 'base', s: await startLamina({ sandbox: tier, root: path.resolve(values.base) }) });
     servers.push({ label: values.base ? 'new' : tier, s: await startLamina({ sandbox: tier }) });
-    const targets: { name: string; server: string; shape: string; url: string; pid: number }[] = [];
+    const targets: { name: string; server: string; shape: string; url: string; pid: number; lamina: WarmTarget['lamina'] }[] = [];
     for (const { label, s } of servers) {
       for (const shape of SHAPES) {
         await s.deploy(shape.fn, path.join(FUNCTIONS, shape.fn), { sandbox: tier, instanceConcurrency: 1, ...shape.manifest });
-        targets.push({ name: `${tier} ${label} ${shape.label}`, server: label, shape: shape.label, url: `${s.url}/run/${shape.fn}`, pid: s.pid });
+        targets.push({ name: `${tier} ${label} ${shape.label}`, server: label, shape: shape.label, url: `${s.url}/run/${shape.fn}`, pid: s.pid, lamina: { server: s, fn: shape.fn, ic: 1 } });
       }
     }
     const rows: (string | number)[][] = [];
     for (const c of values.conns.split(',').map(Number)) {
-      // Warm-up until every function has an instance per connection: scale-out (process starts)
-      // inside a measured round would be counted as per-call cost.
-      for (const t of targets) {
-        const s = servers.find((x) => x.label === t.server)!.s;
-        for (let i = 0; i < 15; i++) {
-          await wrk(t.url, c, 2, BODY);
-          if ((await instances(s, t.url.slice(t.url.lastIndexOf('/') + 1))) >= c) break;
-        }
-      }
+      // Warm-up (bench/lib/warmup.ts): an instance per connection, then JIT-warm instances.
+      for (const t of targets) await warmUp(t, c, (sec) => wrk(t.url, c, sec, BODY));
       const runs = await interleavedRounds(targets, ROUNDS, (t) => wrk(t.url, c, SECONDS, BODY));
       for (const t of targets) {
         const rs = runs.get(t.name)!;

@@ -180,6 +180,8 @@ export interface LaminaOptions {
   poolSize?: number;
   /** Directory for `node --cpu-prof` output of the server process. */
   cpuProfDir?: string;
+  /** Extra node flags for the server process (e.g. --perf-basic-prof for `perf`). */
+  nodeArgs?: string[];
   /** Extra environment for the server (LAMINA_* settings). */
   env?: Record<string, string>;
   /** Another built checkout to run the server from (e.g. the base commit, for before/after runs). */
@@ -203,6 +205,7 @@ export async function startLamina(opts: LaminaOptions = {}): Promise<LaminaServe
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'lamina-bench-data-'));
   const args = [
     ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : []),
+    ...(opts.nodeArgs ?? []),
     'bin/lamina.js', 'up', '--port', '0', '--data-dir', dataDir,
     ...(opts.sandbox ? ['--sandbox', opts.sandbox] : []),
     ...(opts.poolSize !== undefined ? ['--pool-size', String(opts.poolSize)] : []),

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { haveWrk, nodeLoad, wrk, type LoadResult } from '../lib/load.js';
 import { log, type Check, type Part } from '../lib/part.js';
 import { summarizeProfile } from '../lib/profile.js';
+import { warmUp } from '../lib/warmup.js';
 import { interleavedRounds } from '../lib/rounds.js';
 import { FUNCTIONS, sleep, startBaseline, startLamina, type LaminaServer, type Proc } from '../lib/server.js';
 import { median } from '../lib/stats.js';
@@ -36,14 +37,6 @@ interface Target {
   jsonTwin?: string;
   /** Lamina targets: the server and function, to see how far the function has scaled out. */
   lamina?: { server: LaminaServer; fn: string; ic: number };
-}
-
-/** Instances the server holds for a function (starting, busy, idle or paused). */
-async function instances(s: LaminaServer, fn: string): Promise<number> {
-  const res = await fetch(`${s.url}/api/v1/worker`, { headers: { authorization: `Bearer ${s.token}` } });
-  const stats = (await res.json()) as { functions?: { name: string; busy: number; idle: number; paused: number }[] };
-  const f = stats.functions?.find((x) => x.name === fn);
-  return f ? f.busy + f.idle + f.paused : 0;
 }
 
 export const warm: Part = async (o) => {
@@ -99,15 +92,9 @@ export const warm: Part = async (o) => {
     log(`  tool ${useWrk ? 'wrk -t1' : 'node'}; ${rounds} x ${seconds} s per point, rounds interleaved; body ${BODY}`);
 
     for (const c of CONNECTIONS) {
-      // Warm-up: scales Lamina out to the connection count and lets V8 optimize. ic=1 targets are
-      // warmed until they hold an instance per connection: on a busy machine 2 s may not start 32,
-      // and instance starts inside a measured round would count as per-call cost.
-      for (const t of targets) {
-        for (let i = 0; i < (o.short ? 1 : 15); i++) {
-          await load(t.url, c, o.short ? 1 : 2);
-          if (!t.lamina || t.lamina.ic > 1 || (await instances(t.lamina.server, t.lamina.fn)) >= c) break;
-        }
-      }
+      // Warm-up (bench/lib/warmup.ts): an instance per connection, then a few thousand calls per
+      // instance so the measured rounds see JIT-warm runtimes, not V8 still optimizing in 32 of them.
+      for (const t of targets) await warmUp(t, c, (s) => load(t.url, c, s), { short: o.short });
       const runs = await interleavedRounds(targets, rounds, (t) => load(t.url, c, seconds));
       let bareRow: { p50: number; rps: number } | undefined;
       let peerRow: { rps: number } | undefined;
